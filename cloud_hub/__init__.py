@@ -1,0 +1,1 @@
+"""The HQ hub: ingest, API, alerts, dashboard and fleet rollouts."""

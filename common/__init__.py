@@ -1,0 +1,1 @@
+"""Contracts shared by the edge agent, the hub and the export tooling."""
