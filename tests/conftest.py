@@ -23,3 +23,21 @@ def assets() -> Path:
     if not (path / "models").is_dir():
         pytest.fail(f"shared assets not found at {path}; set RETAIL_CV_ASSETS")
     return path
+
+
+@pytest.fixture(scope="session")
+def ultralytics_images() -> Path:
+    """Folder of ultralytics' sample images (bus.jpg, zidane.jpg) inside its installed wheel.
+
+    The package is located without importing it (importing needs torch); `.ci/run` installs the
+    wheel with --no-deps for these two files.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("ultralytics")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.fail("ultralytics wheel not installed: pip install --no-deps ultralytics")
+    folder = Path(next(iter(spec.submodule_search_locations))) / "assets"
+    if not (folder / "bus.jpg").is_file():
+        pytest.fail(f"bus.jpg not found in {folder}")
+    return folder

@@ -24,7 +24,11 @@ class Detections:
 
     def __post_init__(self) -> None:
         n = len(self.xyxy)
-        if self.xyxy.shape != (n, 4) or self.confidence.shape != (n,) or self.class_id.shape != (n,):
+        if (
+            self.xyxy.shape != (n, 4)
+            or self.confidence.shape != (n,)
+            or self.class_id.shape != (n,)
+        ):
             raise ValueError(
                 f"inconsistent detection arrays: xyxy {self.xyxy.shape}, "
                 f"confidence {self.confidence.shape}, class_id {self.class_id.shape}"
@@ -64,6 +68,6 @@ class Detections:
     @property
     def foot_points(self) -> npt.NDArray[np.float32]:
         """Bottom-centre of each box in pixels, shape (N, 2): where a person stands."""
-        return np.stack(
-            [(self.xyxy[:, 0] + self.xyxy[:, 2]) / 2, self.xyxy[:, 3]], axis=1
-        ).astype(np.float32)
+        return np.stack([(self.xyxy[:, 0] + self.xyxy[:, 2]) / 2, self.xyxy[:, 3]], axis=1).astype(
+            np.float32
+        )
