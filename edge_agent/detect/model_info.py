@@ -14,7 +14,6 @@ import json
 import logging
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Any
 
 import yaml
 from pydantic import ValidationError

@@ -43,6 +43,6 @@ class Tracks:
     @property
     def foot_points(self) -> npt.NDArray[np.float32]:
         """Bottom-centre of each box in pixels, shape (N, 2): where a person stands."""
-        return np.stack(
-            [(self.xyxy[:, 0] + self.xyxy[:, 2]) / 2, self.xyxy[:, 3]], axis=1
-        ).astype(np.float32)
+        return np.stack([(self.xyxy[:, 0] + self.xyxy[:, 2]) / 2, self.xyxy[:, 3]], axis=1).astype(
+            np.float32
+        )
