@@ -43,7 +43,7 @@ def child(n: int, seconds: float, warmup: float, model: Path, video: Path) -> No
         },
         REPO,
     )
-    agent = EdgeAgent(cfg, open_detector(cfg, max_batch=n))
+    agent = EdgeAgent(cfg, open_detector(cfg, throughput=True, max_batch=n))
     with agent:
         agent.run(duration_s=warmup)
         before = {h.camera_id: h for h in agent.health()}

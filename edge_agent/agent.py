@@ -138,7 +138,12 @@ class EdgeAgent:
         if not ready:
             return 0
         t0 = time.perf_counter()
-        detections = self.detector.detect([f.image for f in ready])
+        if self.detector.batch_size == 1 and self.detector.backend.parallel_requests > 1:
+            # A model that cannot batch: run the cameras' frames side by side instead.
+            pairs = self.detector.detect_stream(ready, lambda f: f.image)
+            detections = [d for _, d in pairs]
+        else:
+            detections = self.detector.detect([f.image for f in ready])
         self._inference_s += time.perf_counter() - t0
         for frame, dets in zip(ready, detections, strict=True):
             tracks = self.pipelines[frame.camera_id].update(frame, dets)

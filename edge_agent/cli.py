@@ -58,7 +58,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     cameras = [c for c in config.cameras if c.enabled]
-    detector = open_detector(config, max_batch=len(cameras))
+    detector = open_detector(config, throughput=True, max_batch=len(cameras))
     agent = EdgeAgent(config, detector)
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
