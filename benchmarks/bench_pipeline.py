@@ -86,28 +86,35 @@ def main() -> None:
         "--model", type=Path, default=a / "models/peer/yolov8n_int8_openvino_model/yolov8n.xml"
     )
     p.add_argument("--peer-python", default=os.environ.get("RETAIL_CV_PEER_PYTHON"))
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds; best is kept")
     p.add_argument("--no-write", action="store_true", help="do not append to BENCHMARKS.md")
     args = p.parse_args()
 
-    rows = []
-    bare = bare_model_fps(args.model)
-    rows.append(("bare model (OpenVINO throughput, no decode/track)", bare, "-"))
-    peer = None
-    if args.peer_python:
-        out = subprocess.run(
-            [
-                args.peer_python,
-                str(REPO / "benchmarks/peer_ultralytics.py"),
-                str(args.model.parent),
-                str(args.video),
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        peer = json.loads(out.stdout.strip().splitlines()[-1])
+    # This machine's speed drifts by tens of percent from minute to minute (shared host), so the
+    # three are interleaved over several rounds and each is reported at its best round.
+    bare, peer, mine = 0.0, None, None
+    for _ in range(args.rounds):
+        bare = max(bare, bare_model_fps(args.model))
+        if args.peer_python:
+            out = subprocess.run(
+                [
+                    args.peer_python,
+                    str(REPO / "benchmarks/peer_ultralytics.py"),
+                    str(args.model.parent),
+                    str(args.video),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            run = json.loads(out.stdout.strip().splitlines()[-1])
+            peer = run if peer is None or run["fps"] > peer["fps"] else peer
+        run_ours = ours(args.model, args.video)
+        mine = run_ours if mine is None or run_ours["fps"] > mine["fps"] else mine
+    assert mine is not None
+    rows = [("bare model (OpenVINO throughput, no decode/track)", bare, "-")]
+    if peer is not None:
         rows.append(("peer: ultralytics YOLO.track bytetrack", peer["fps"], peer["ids"]))
-    mine = ours(args.model, args.video)
     rows.append(
         (f"ours: retail-edge process --all-frames ({mine['runtime']})", mine["fps"], mine["ids"])
     )

@@ -65,24 +65,20 @@ def preprocess_into(
     new_w, new_h = round(frame_w * t.scale_x), round(frame_h * t.scale_y)
     resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
     px, py = int(t.pad_x), int(t.pad_y)
-    canvas = cv2.copyMakeBorder(
-        resized,
-        py,
-        spec.height - new_h - py,
-        px,
-        spec.width - new_w - px,
-        cv2.BORDER_CONSTANT,
-        value=(spec.pad_value, spec.pad_value, spec.pad_value),
-    )
-    # blobFromImage computes (pixel - mean) * scalefactor; ours is (pixel*scale - mean) / std.
-    mean = tuple(m / spec.scale for m in spec.mean)
-    blob = np.asarray(
-        cv2.dnn.blobFromImage(
-            canvas, scalefactor=spec.scale, mean=mean, swapRB=spec.color == "rgb", crop=False
-        ),
-        np.float32,
-    )
-    if spec.std != (1.0, 1.0, 1.0):
-        blob /= np.asarray(spec.std, np.float32).reshape(1, 3, 1, 1)
-    out[...] = blob[0]
+    # Per channel, (pixel * scale - mean) / std == pixel * gain - offset, written straight into
+    # the contiguous CHW planes of ``out``: no intermediate float HWC image, no transpose.
+    gain = [spec.scale / sd for sd in spec.std]
+    offset = [m / sd for m, sd in zip(spec.mean, spec.std, strict=True)]
+    pad = [spec.pad_value * g - o for g, o in zip(gain, offset, strict=True)]
+    planes = cv2.split(resized)  # B, G, R
+    if spec.color == "rgb":
+        planes = planes[::-1]
+    for c in range(3):
+        plane = out[c]
+        if (new_w, new_h) != (spec.width, spec.height):
+            plane.fill(pad[c])
+        region = plane[py : py + new_h, px : px + new_w]
+        np.multiply(planes[c], np.float32(gain[c]), out=region, casting="unsafe")
+        if offset[c]:
+            region -= np.float32(offset[c])
     return t
