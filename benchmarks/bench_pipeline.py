@@ -122,6 +122,7 @@ def main() -> None:
     lines = ["| pipeline | frames/s | distinct ids |", "|---|---:|---:|"]
     lines += [f"| {name} | {fps:.1f} | {ids} |" for name, fps, ids in rows]
     lines.append("")
+    lines.append(f"- best of {args.rounds} interleaved rounds each (the host's speed drifts)")
     lines.append(
         f"- video: `{args.video.name}`, {mine['frames']} frames; model: `{args.model.parent.name}`"
     )
