@@ -24,23 +24,9 @@ from edge_agent.analytics import (
 from edge_agent.analytics.geometry import normalised_feet
 from edge_agent.analytics.zones import Visit
 from edge_agent.track.tracks import Tracks
+from tests.edge_agent.analytics_helpers import H, W, tracks_at
 
-W, H = 1000, 1000
 RECT = (0.3, 0.2, 0.7, 0.9)  # x0, y0, x1, y1
-
-
-def tracks_at(ids: list[int], feet: npt.ArrayLike, hits: list[int]) -> Tracks:
-    """Tracks whose foot points are the given normalised points."""
-    px = np.asarray(feet, np.float64).reshape(-1, 2) * [W, H]
-    xyxy = np.column_stack([px[:, 0] - 10, px[:, 1] - 60, px[:, 0] + 10, px[:, 1]])
-    n = len(ids)
-    return Tracks(
-        xyxy.astype(np.float32),
-        np.full(n, 0.9, np.float32),
-        np.zeros(n, np.int32),
-        np.asarray(ids, np.int64),
-        np.asarray(hits, np.int32),
-    )
 
 
 def zone(**kw: float) -> ZoneConfig:
