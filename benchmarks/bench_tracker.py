@@ -24,11 +24,9 @@ Run from the repo root:  python benchmarks/bench_tracker.py
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import importlib.metadata
 import importlib.util
-import os
-import platform
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,8 +43,10 @@ from edge_agent.track.matching import iou_matrix, linear_assignment
 from edge_agent.track.mot_io import MotRows, read_mot
 from edge_agent.track.tracks import Tracks
 
-REPO = Path(__file__).resolve().parent.parent
-ASSETS = Path(os.environ.get("RETAIL_CV_ASSETS", REPO.parent / "shared" / "assets"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import append_section, assets_dir
+
+ASSETS = assets_dir()
 REID_MODEL = ASSETS / "models" / "reid" / "osnet_x0_25_msmt17.onnx"
 
 
@@ -275,19 +275,6 @@ def roboflow(fps: float) -> Step:
     return step
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return (
-        f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}"
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -338,22 +325,13 @@ def main() -> None:
     text = "\n".join([header, *lines])
     print(text)
     if not args.no_append:
-        section = (
-            f"\n## Tracker (edge_agent/track): ByteTrack vs SORT-style\n\n"
-            f"- date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}\n"
-            f"- machine: {machine()}\n"
-            f"- command: `python benchmarks/bench_tracker.py --repeat {args.repeat}`\n"
+        append_section(
+            "Tracker (edge_agent/track): ByteTrack vs SORT-style",
+            f"- numpy {np.__version__}\n"
             f"- MOTA/IDF1/IDSW by motmetrics at IoU >= 0.5; MOT17 scored on its gt frames only "
             f"(4 / 8) after tracking the whole det.txt; ms/frame = best of {args.repeat} runs\n"
-            f"- {note}\n\n"
-            f"{text}\n"
+            f"- {note}\n\n{text}",
         )
-        path = REPO / "BENCHMARKS.md"
-        if not path.exists():
-            path.write_text("# Benchmarks\n\nEach section is appended by the script it names.\n")
-        with path.open("a") as f:
-            f.write(section)
-        print(f"appended to {path}")
 
 
 if __name__ == "__main__":
