@@ -147,7 +147,12 @@ class OpenVinoBackend:
                 shape = model.input(0).get_partial_shape()
                 shape[0] = ov.Dimension(-1)
                 model.reshape({0: shape})
-            self._compiled = core.compile_model(model, device, {"PERFORMANCE_HINT": hint})
+            # Pin f32: on CPUs with native bf16 (AMX, some AVX512_BF16 parts) OpenVINO otherwise
+            # picks bf16 by default, and boxes drift away from the ONNX Runtime result.
+            config = {"PERFORMANCE_HINT": hint}
+            if device.upper().startswith("CPU"):
+                config["INFERENCE_PRECISION_HINT"] = "f32"
+            self._compiled = core.compile_model(model, device, config)
         except RuntimeError as exc:
             raise ModelError(f"OpenVINO cannot load {path} on {device}: {exc}") from exc
         self.parallel_requests = int(
