@@ -62,6 +62,13 @@ class LineConfig(BaseModel):
         description="normalised distance a foot must reach on each side for a crossing to count, "
         "so that jitter on the line is never a crossing",
     )
+    confirm_frames: int = Field(
+        2,
+        ge=1,
+        le=10,
+        description="consecutive frames the feet must stay past the hysteresis band before the "
+        "new side counts, so a one-frame box glitch is never a crossing (1 = no such check)",
+    )
 
     @field_validator("id")
     @classmethod

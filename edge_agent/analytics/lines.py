@@ -2,7 +2,11 @@
 
 A crossing is a change of *committed side*. A track commits to a side of a line when its foot
 is at least ``hysteresis`` (normalised) from the line on that side; being nearer than that
-changes nothing, so jitter on the line is never a crossing. A move from one committed side to
+changes nothing, so jitter on the line is never a crossing. The foot must also stay past the
+band for ``confirm_frames`` consecutive frames before it commits to the other side, so a
+one-frame box glitch (a detector stretching a box downwards for one frame) is not a crossing
+either; the crossing then counts at the time of the first of those frames. A track's first
+side commits at once (it has nothing to flip from). A move from one committed side to
 the other counts only if the foot path last crossed the line *within the segment* (the crossing
 point of the frame-to-frame step is between the end points): walking around the end of a line
 does not count. Each track counts at most once per direction per line.
@@ -60,12 +64,16 @@ class LineCounter:
         self._ends = np.array([ln.points[1] for ln in lines], np.float64).reshape(n, 2)
         self._inside_sign = np.array([np.sign(ln.inside_distance) for ln in lines], np.float64)
         self._hyst = np.array([ln.hysteresis for ln in lines], np.float64)
+        self._confirm = np.array([ln.confirm_frames for ln in lines], np.int16)
         self._counts = np.zeros((n, 2), np.int64)
         self._rows = TrackRows(
             {
                 "feet": ((2,), np.float64, np.nan),  # last foot point seen
                 "dist": ((n,), np.float64, np.nan),  # last signed distance per line
                 "side": ((n,), np.int8, 0),  # committed side: +1 inside, -1 outside, 0 none yet
+                "cand": ((n,), np.int8, 0),  # side the feet are past now, not yet committed
+                "cand_n": ((n,), np.int16, 0),  # consecutive frames on the candidate side
+                "cand_t": ((n,), np.float64, np.nan),  # time of the first of those frames
                 "flip_ok": ((n,), np.bool_, False),  # last sign change was within the segment
                 "counted": ((n, 2), np.bool_, False),
                 "pending": ((n, 2), np.float64, np.nan),  # crossing time, awaiting min_hits
@@ -122,8 +130,21 @@ class LineCounter:
         h = self._hyst[None, :]
         now = np.where((dist >= h) & (dist > 0), 1, np.where((dist <= -h) & (dist < 0), -1, 0))
         side = tab.col("side")[rows]
-        crossed = (now != 0) & (now == -side) & flip_ok
-        tab.col("side")[rows] = np.where(now != 0, now, side)
+        # A new side commits only after confirm_frames consecutive frames past the band.
+        moving = (now != 0) & (now != side)
+        cand, cand_n = tab.col("cand")[rows], tab.col("cand_n")[rows]
+        cand_t = tab.col("cand_t")[rows]
+        same = moving & (cand == now)
+        cand_n = np.where(same, cand_n + 1, np.where(moving, 1, 0)).astype(np.int16)
+        cand_t = np.where(same, cand_t, np.where(moving, t_s, np.nan))
+        # A track's first side commits at once: there is nothing to flip from, and people come
+        # into view at the frame's edges, often only a frame before they step over a line.
+        commit = moving & ((cand_n >= self._confirm[None, :]) | (side == 0))
+        crossed = commit & (side == -now) & flip_ok
+        tab.col("side")[rows] = np.where(commit, now, side)
+        tab.col("cand")[rows] = np.where(moving & ~commit, now, 0)
+        tab.col("cand_n")[rows] = np.where(commit, 0, cand_n)
+        tab.col("cand_t")[rows] = np.where(commit, np.nan, cand_t)
         tab.col("dist")[rows] = dist
         tab.col("feet")[rows] = feet
         tab.col("last_seen")[rows] = t_s
@@ -142,10 +163,11 @@ class LineCounter:
             r, k = rows[i], IN if now[i, ln] > 0 else OUT
             if counted[r, ln, k]:
                 continue
+            at = float(cand_t[i, ln])
             if confirmed[i]:
-                out.append(self._count(r, int(track_ids[i]), ln, k, t_s))
+                out.append(self._count(r, int(track_ids[i]), ln, k, at))
             elif np.isnan(pending[r, ln, k]):
-                pending[r, ln, k] = t_s
+                pending[r, ln, k] = at
         out.sort(key=lambda c: c.t_s)
         return out
 
