@@ -1,24 +1,179 @@
-"""``retail-hub``: the HQ hub (API, ingest, dashboard).
+"""``retail-hub``: the HQ hub's command line. Parses arguments, calls the library, prints.
 
-Not built yet (issue 5): the entry point says so with exit code 2 instead of failing.
+Settings come from the environment (``DATABASE_URL``, ``RETAIL_HUB_*``; see
+``cloud_hub/core/config.py``); options given here override them. A user-facing error prints one
+line ``error: ...`` on stderr and exits with code 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
+from typing import NoReturn
 
-WHAT = "the HQ hub (API, ingest, dashboard)"
+from pydantic import ValidationError
+from sqlalchemy.exc import OperationalError
+
+from cloud_hub.core.config import HubSettings, configure_logging
+
+log = logging.getLogger("cloud_hub")
+
+ENV_HELP = (
+    "Settings come from the environment: DATABASE_URL (default sqlite:///./hub.db; "
+    "postgresql+psycopg://user:pass@host/db for PostgreSQL) and RETAIL_HUB_* (MQTT_HOST, "
+    "MQTT_PORT, MQTT_USERNAME, MQTT_PASSWORD, MQTT_TLS_CA_FILE, MQTT_TLS_CERT_FILE, "
+    "MQTT_TLS_KEY_FILE, WORKER_NAME, MAX_BODY_BYTES, LOG_LEVEL, ...)."
+)
+
+
+class UsageError(Exception):
+    """A command line or setting the user must fix; printed as one ``error:`` line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+def _cmd_serve(args: argparse.Namespace, settings: HubSettings) -> int:
+    import uvicorn
+
+    from cloud_hub.db import create_hub_engine
+    from cloud_hub.main import create_app
+    from cloud_hub.migrate import SchemaOutOfDateError, check_schema_current
+
+    engine = create_hub_engine(settings.database_url, pool_size=1)
+    try:
+        check_schema_current(engine)
+    except SchemaOutOfDateError as exc:
+        raise UsageError(str(exc)) from None
+    except OperationalError as exc:  # the API starts anyway; /api/v1/health reports it
+        log.warning("database unreachable at start: %s", _one_line(exc.orig))
+    finally:
+        engine.dispose()
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_level=settings.log_level.lower(),
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+def _cmd_migrate(args: argparse.Namespace, settings: HubSettings) -> int:
+    from cloud_hub.migrate import upgrade_database
+
+    try:
+        upgrade_database(settings.database_url, args.revision)
+    except OperationalError as exc:
+        raise UsageError(f"cannot reach the database: {_one_line(exc.orig)}") from None
+    print(f"database migrated to {args.revision}", file=sys.stderr)
+    return 0
+
+
+def _cmd_mqtt_worker(args: argparse.Namespace, settings: HubSettings) -> int:
+    from cloud_hub.workers.mqtt_ingest import run_worker, stop_on_signals
+
+    if args.name is not None:
+        settings = _override(settings, worker_name=args.name)
+    run_worker(settings, stop_on_signals())
+    return 0
+
+
+def _override(settings: HubSettings, **changes: object) -> HubSettings:
+    try:
+        return HubSettings.model_validate({**settings.model_dump(), **changes})
+    except ValidationError as exc:
+        raise UsageError(_settings_error(exc)) from None
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def _settings_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    field = ".".join(str(x) for x in err["loc"]) or "settings"
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    return f"setting {field}: {msg} (got {err.get('input')!r})"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (also renders --help)."""
+    p = _Parser(
+        prog="retail-hub",
+        description="Retail CV HQ hub: receives telemetry from the store edge agents over "
+        "HTTP and MQTT and stores it in SQLite or PostgreSQL. " + ENV_HELP,
+    )
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    sv = sub.add_parser(
+        "serve",
+        help="run the HTTP API (ingest, health, device sync)",
+        description="Serve the hub API with uvicorn: POST /api/v1/ingest/telemetry, "
+        "GET /api/v1/health, GET /api/v1/devices/{device_id}/sync. Run `retail-hub migrate` "
+        "first; the API never creates tables. " + ENV_HELP,
+    )
+    sv.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default %(default)s)"
+    )
+    sv.add_argument("--port", type=int, default=8000, help="TCP port (default %(default)s)")
+    sv.set_defaults(func=_cmd_serve)
+
+    mg = sub.add_parser(
+        "migrate",
+        help="create or upgrade the database schema (Alembic)",
+        description="Bring the database at DATABASE_URL to the newest schema (or --revision). "
+        "Safe to run again: an up-to-date database is left as it is.",
+    )
+    mg.add_argument("--revision", default="head", help="target revision (default %(default)s)")
+    mg.set_defaults(func=_cmd_migrate)
+
+    mw = sub.add_parser(
+        "worker",
+        aliases=["mqtt-worker"],
+        help="ingest telemetry batches from the MQTT broker",
+        description="Subscribe to the edge telemetry topics through the shared subscription "
+        "and ingest each batch, acknowledging it after the database commit. Run several "
+        "workers with different --name to split the load; keep each name across restarts so "
+        "the broker hands back what it queued while the worker was down. Stops cleanly on "
+        "SIGTERM. " + ENV_HELP,
+    )
+    mw.add_argument(
+        "--name",
+        help="stable worker name; MQTT client id hub-ingest-NAME (default $RETAIL_HUB_WORKER_NAME "
+        "or 1)",
+    )
+    mw.set_defaults(func=_cmd_mqtt_worker)
+    for command in (sv, mg, mw):
+        command.add_argument(
+            "--database-url",
+            metavar="URL",
+            help="database to use instead of $DATABASE_URL (sqlite:///hub.db, "
+            "postgresql+psycopg://user@host/db)",
+        )
+    return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse arguments and report that the commands do not exist yet (exit code 2)."""
-    parser = argparse.ArgumentParser(
-        prog="retail-hub", description=f"Retail CV: {WHAT}. Not built yet (issue 5)."
-    )
-    parser.parse_args(argv)
-    print(f"error: retail-hub has no commands yet: {WHAT} is not built (issue 5)", file=sys.stderr)
-    return 2
+    """Entry point: returns the process exit code (2 for a user-facing error)."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = HubSettings()
+    except ValidationError as exc:
+        print(f"error: {_settings_error(exc)}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    try:
+        if args.database_url is not None:
+            settings = _override(settings, database_url=args.database_url)
+        return int(args.func(args, settings))
+    except UsageError as exc:
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

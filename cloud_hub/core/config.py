@@ -1,0 +1,115 @@
+"""Hub settings from the environment: one pydantic-settings object, validated once at start.
+
+``DATABASE_URL`` is read without a prefix (the name every PaaS and compose file uses); every
+other setting is ``RETAIL_HUB_<FIELD>`` (for example ``RETAIL_HUB_MQTT_HOST``).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from common.sync import MAX_BATCH_BYTES, MAX_COMPRESSED_BATCH_BYTES
+from common.topics import HUB_SHARE_GROUP
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+
+class HubSettings(BaseSettings):
+    """Everything the hub API, the MQTT ingest worker and ``retail-hub migrate`` read."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RETAIL_HUB_", validate_by_name=True, validate_by_alias=True, extra="ignore"
+    )
+
+    database_url: str = Field(
+        "sqlite:///./hub.db",
+        validation_alias="DATABASE_URL",
+        description=(
+            "SQLAlchemy URL of the hub database (env DATABASE_URL, no prefix). SQLite "
+            "(sqlite:///path.db) needs nothing installed; PostgreSQL for production: "
+            "postgresql+psycopg://user:pass@host:5432/db (postgresql:// and postgres:// are "
+            "taken to mean psycopg 3, the only PostgreSQL driver the hub ships)."
+        ),
+    )
+    mqtt_host: str = Field("localhost", description="MQTT broker host name or address")
+    mqtt_port: int = Field(1883, ge=1, le=65535, description="MQTT broker TCP port")
+    mqtt_username: str | None = Field(None, description="MQTT user name; None = anonymous")
+    mqtt_password: SecretStr | None = Field(None, description="MQTT password (with username)")
+    mqtt_tls_ca_file: Path | None = Field(
+        None, description="CA bundle (PEM) that signed the broker's certificate; set = use TLS"
+    )
+    mqtt_tls_cert_file: Path | None = Field(
+        None, description="client certificate (PEM) for mutual TLS; needs mqtt_tls_key_file"
+    )
+    mqtt_tls_key_file: Path | None = Field(None, description="client private key (PEM)")
+    mqtt_keepalive_s: int = Field(30, ge=5, le=3600, description="MQTT keepalive, seconds")
+    mqtt_session_expiry_s: int = Field(
+        7 * 24 * 3600,
+        ge=60,
+        description=(
+            "seconds the broker keeps a stopped worker's session and queued batches; a worker "
+            "that stays away longer than this loses what the broker queued for it"
+        ),
+    )
+    mqtt_share_group: str = Field(
+        HUB_SHARE_GROUP, pattern=r"^[A-Za-z0-9_-]+$", description="shared-subscription group"
+    )
+    mqtt_receive_maximum: int = Field(
+        16, ge=1, le=65535, description="batches a worker holds unacknowledged at once"
+    )
+    worker_name: str = Field(
+        "1",
+        pattern=r"^[A-Za-z0-9_-]{1,40}$",
+        description=(
+            "stable name of this MQTT ingest worker; client id hub-ingest-{name}. Keep it the "
+            "same across restarts so the broker hands back the worker's queued batches"
+        ),
+    )
+    max_body_bytes: int = Field(
+        MAX_COMPRESSED_BATCH_BYTES,
+        gt=0,
+        description="largest HTTP ingest body or MQTT payload accepted as sent, bytes",
+    )
+    max_batch_bytes: int = Field(
+        MAX_BATCH_BYTES, gt=0, description="largest batch accepted once decompressed, bytes"
+    )
+    db_retry_max_s: float = Field(
+        30.0, gt=0, description="longest wait between retries while the database is down, s"
+    )
+    log_level: LogLevel = Field("INFO", description="logging level of hub processes")
+
+    @field_validator("database_url")
+    @classmethod
+    def _psycopg3(cls, url: str) -> str:
+        for legacy in ("postgres://", "postgresql://"):
+            if url.startswith(legacy):
+                return "postgresql+psycopg://" + url[len(legacy) :]
+        if not url.startswith(("sqlite://", "postgresql+psycopg://")):
+            raise ValueError(
+                f"DATABASE_URL {url!r} is neither SQLite (sqlite:///hub.db) nor PostgreSQL "
+                "through psycopg 3 (postgresql+psycopg://user@host/db)"
+            )
+        return url
+
+    @model_validator(mode="after")
+    def _tls_pairs(self) -> HubSettings:
+        if (self.mqtt_tls_cert_file is None) != (self.mqtt_tls_key_file is None):
+            raise ValueError(
+                "RETAIL_HUB_MQTT_TLS_CERT_FILE and RETAIL_HUB_MQTT_TLS_KEY_FILE come together"
+            )
+        if self.mqtt_password is not None and self.mqtt_username is None:
+            raise ValueError("RETAIL_HUB_MQTT_PASSWORD is set but RETAIL_HUB_MQTT_USERNAME is not")
+        return self
+
+
+def configure_logging(level: LogLevel) -> None:
+    """Log to stderr with time, level, logger and message (hub processes call this once)."""
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
+    )
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)

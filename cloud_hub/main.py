@@ -1,0 +1,56 @@
+"""The hub's FastAPI application.
+
+``create_app(settings)`` builds it; its lifespan creates the database engine and disposes of it
+at shutdown. Tables are never created here: run ``retail-hub migrate`` first. At start the app
+refuses a reachable database whose schema is not at the migrations' head, and starts (health
+answering 503) when the database is unreachable.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from sqlalchemy.exc import OperationalError
+
+from cloud_hub.api.main import api_router
+from cloud_hub.core.config import HubSettings
+from cloud_hub.db import create_hub_engine
+from cloud_hub.migrate import SchemaOutOfDateError, check_schema_current
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(settings: HubSettings) -> FastAPI:
+    """The hub API for ``settings`` (routes under ``/api/v1``)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_hub_engine(settings.database_url)
+        try:
+            check_schema_current(engine)
+        except OperationalError as exc:
+            log.warning("database unreachable at start (health will say so): %s", exc.orig)
+        except SchemaOutOfDateError:
+            engine.dispose()
+            raise
+        app.state.engine = engine
+        log.info("hub API up on %s", engine.url.render_as_string(hide_password=True))
+        try:
+            yield
+        finally:
+            engine.dispose()
+
+    app = FastAPI(
+        title="Retail CV hub",
+        description="HQ hub: telemetry ingest from store edge agents.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.include_router(api_router, prefix=API_PREFIX)
+    return app

@@ -1,0 +1,1 @@
+"""Alembic migrations of the hub database (``retail-hub migrate`` runs them)."""

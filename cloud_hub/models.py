@@ -1,0 +1,187 @@
+"""Hub database tables (SQLModel). Times are UNIX seconds UTC (float), as on the wire.
+
+The ingest service writes these with Core bulk statements (``Model.__table__``), never one ORM
+object per record; the API reads them. Alembic's migrations create them: keep
+``cloud_hub/migrations/versions`` in step with this module (tests/cloud_hub check that
+autogenerate finds no difference).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Float, Index, Table, Text
+from sqlmodel import Field, SQLModel
+
+
+class ReceivedRecord(SQLModel, table=True):
+    """Ledger of every ``(device_id, seq)`` the hub has committed: the exactly-once key.
+
+    A record whose key is already here is a duplicate (acknowledged again, applied never).
+    Dead-lettered records are here too, so a re-send does not dead-letter twice.
+    """
+
+    __tablename__ = "received_records"
+
+    device_id: str = Field(primary_key=True)
+    seq: int = Field(
+        primary_key=True, sa_type=BigInteger, sa_column_kwargs={"autoincrement": False}
+    )
+    kind: str = Field(description="the record's kind as sent (may be unknown)")
+    batch_id: str
+    received_at: float = Field(sa_type=Float, description="hub clock, UNIX s")
+
+
+class DeadLetter(SQLModel, table=True):
+    """Something the hub could not ingest, kept with the reason (nothing is dropped silently).
+
+    A record (``seq`` set; ``raw`` is the record as JSON) or a whole payload that did not decode
+    (``seq`` null; ``raw`` is its text or base64, cut to a bound; ``raw_size`` is the full size).
+    """
+
+    __tablename__ = "dead_letters"
+    __table_args__ = (Index("ix_dead_letters_device_seq", "device_id", "seq"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    device_id: str | None = None
+    store_id: str | None = None
+    seq: int | None = Field(default=None, sa_type=BigInteger)
+    batch_id: str | None = None
+    received_at: float = Field(sa_type=Float)
+    reason: str = Field(sa_type=Text)
+    raw: str = Field(sa_type=Text)
+    raw_encoding: str = Field(description="json, text or base64")
+    raw_size: int = Field(sa_type=BigInteger, description="bytes of the full payload or record")
+
+
+class RollupBucket(SQLModel, table=True):
+    """One metric of one target over one time bucket, merged over every record that fed it.
+
+    counter: ``count`` events. samples: ``count`` samples with ``sum``/``min``/``max`` and an
+    optional histogram (bins ``[-inf, e0), [e0, e1), ... [eN, inf)``).
+    """
+
+    __tablename__ = "rollups"
+    __table_args__ = (Index("ix_rollups_store_bucket", "store_id", "bucket_start"),)
+
+    store_id: str = Field(primary_key=True)
+    camera_id: str = Field(primary_key=True)
+    target_id: str = Field(primary_key=True)
+    metric: str = Field(primary_key=True)
+    bucket_start: int = Field(
+        primary_key=True, sa_type=BigInteger, sa_column_kwargs={"autoincrement": False}
+    )
+    interval_s: int
+    kind: str = Field(description="counter or samples")
+    count: int = Field(sa_type=BigInteger)
+    sum: float | None = Field(default=None, sa_type=Float)
+    min: float | None = Field(default=None, sa_type=Float)
+    max: float | None = Field(default=None, sa_type=Float)
+    histogram_edges: list[float] | None = Field(default=None, sa_type=JSON)
+    histogram: list[int] | None = Field(default=None, sa_type=JSON)
+    updated_at: float = Field(sa_type=Float)
+
+
+class HeatmapBucket(SQLModel, table=True):
+    """Person-seconds per grid cell of one camera over one time bucket (row-major, seconds)."""
+
+    __tablename__ = "heatmaps"
+
+    store_id: str = Field(primary_key=True)
+    camera_id: str = Field(primary_key=True)
+    bucket_start: int = Field(
+        primary_key=True, sa_type=BigInteger, sa_column_kwargs={"autoincrement": False}
+    )
+    interval_s: int
+    grid_w: int
+    grid_h: int
+    person_seconds: list[float] = Field(sa_type=JSON)
+    updated_at: float = Field(sa_type=Float)
+
+
+class StoredEvent(SQLModel, table=True):
+    """An analytics event (line crossing, visit, alert) as the edge reported it."""
+
+    __tablename__ = "events"
+
+    device_id: str = Field(primary_key=True)
+    seq: int = Field(
+        primary_key=True, sa_type=BigInteger, sa_column_kwargs={"autoincrement": False}
+    )
+    kind: str
+    store_id: str
+    camera_id: str
+    target_id: str
+    occurred_at: float = Field(sa_type=Float, index=True)
+    track_id: int | None = Field(default=None, sa_type=BigInteger)
+    payload: dict[str, Any] = Field(sa_type=JSON)
+
+
+class OutboxDrop(SQLModel, table=True):
+    """The edge discarded records on purpose (outbox bounds); which seqs and how many."""
+
+    __tablename__ = "outbox_drops"
+
+    device_id: str = Field(primary_key=True)
+    seq: int = Field(
+        primary_key=True, sa_type=BigInteger, sa_column_kwargs={"autoincrement": False}
+    )
+    reason: str = Field(description="size or age")
+    seq_ranges: list[list[int]] = Field(sa_type=JSON, description="inclusive [first, last]")
+    counts: dict[str, int] = Field(sa_type=JSON, description="dropped records per kind")
+    dropped_at: float = Field(sa_type=Float)
+
+
+class Device(SQLModel, table=True):
+    """Per-device sync totals, updated in each batch's transaction.
+
+    ``last_seen`` is the hub clock at the last batch; ``last_batch_at`` the edge's ``sent_at``.
+    ``records_received`` counts distinct records (dead letters included), ``max_seq`` the
+    highest seq the hub holds: an edge that lost its outbox resumes above it.
+    """
+
+    __tablename__ = "devices"
+
+    device_id: str = Field(primary_key=True)
+    store_id: str
+    first_seen: float = Field(sa_type=Float)
+    last_seen: float = Field(sa_type=Float)
+    last_batch_at: float = Field(sa_type=Float)
+    records_received: int = Field(sa_type=BigInteger)
+    duplicates_received: int = Field(sa_type=BigInteger)
+    dead_lettered: int = Field(sa_type=BigInteger)
+    dropped_at_edge: int = Field(sa_type=BigInteger)
+    max_seq: int = Field(sa_type=BigInteger)
+
+
+def table(model: type[SQLModel]) -> Table:
+    """The Core ``Table`` of a table model (for bulk statements)."""
+    t = model.__table__  # type: ignore[attr-defined]
+    assert isinstance(t, Table)
+    return t
+
+
+RECEIVED: Table = table(ReceivedRecord)
+DEAD_LETTERS: Table = table(DeadLetter)
+ROLLUPS: Table = table(RollupBucket)
+HEATMAPS: Table = table(HeatmapBucket)
+EVENTS: Table = table(StoredEvent)
+OUTBOX_DROPS: Table = table(OutboxDrop)
+DEVICES: Table = table(Device)
+
+__all__ = [
+    "DEAD_LETTERS",
+    "DEVICES",
+    "EVENTS",
+    "HEATMAPS",
+    "OUTBOX_DROPS",
+    "RECEIVED",
+    "ROLLUPS",
+    "DeadLetter",
+    "Device",
+    "HeatmapBucket",
+    "OutboxDrop",
+    "ReceivedRecord",
+    "RollupBucket",
+    "StoredEvent",
+]

@@ -1,0 +1,1 @@
+"""Long-running hub processes beside the API (MQTT ingest)."""
