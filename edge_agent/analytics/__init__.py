@@ -13,7 +13,7 @@ from edge_agent.analytics.config import (
     LineConfig,
     ZoneConfig,
 )
-from edge_agent.analytics.heatmap import HeatmapAccumulator, render_heatmap_png
+from edge_agent.analytics.heatmap import HeatmapAccumulator
 from edge_agent.analytics.lines import LineCounter, LineCrossing
 from edge_agent.analytics.queues import QueueWaitEstimator
 from edge_agent.analytics.rollups import RollupBook, bucket_start
@@ -40,5 +40,4 @@ __all__ = [
     "ZoneConfig",
     "ZoneTracker",
     "bucket_start",
-    "render_heatmap_png",
 ]

@@ -1,4 +1,4 @@
-"""Occupancy heatmap: person-seconds per grid cell, and a PNG overlay of it."""
+"""Occupancy heatmap: person-seconds per grid cell, and a colour overlay of it on an image."""
 
 from __future__ import annotations
 
@@ -42,15 +42,15 @@ class HeatmapAccumulator:
         return out
 
 
-def render_heatmap_png(
+def overlay_heatmap(
     counts: npt.NDArray[np.floating], background_bgr: npt.NDArray[np.uint8], alpha: float = 0.6
-) -> bytes:
+) -> npt.NDArray[np.uint8]:
     """Draw ``counts`` (grid_h, grid_w person-seconds) as a JET colour overlay on a BGR image.
 
     The grid is stretched over the whole image; cells with no time are left untouched, the rest
     are blended with opacity growing from ``alpha / 4`` to ``alpha`` with their share of the
-    busiest cell. Returns PNG bytes of the background's size. The caller is responsible for the
-    background being privacy-safe.
+    busiest cell. Returns a new BGR uint8 image of the background's size. Only the privacy gate
+    turns it into a file (``PrivacyGate.release_heatmap``), over a background it made safe.
     """
     if background_bgr.ndim != 3 or background_bgr.shape[2] != 3:
         raise ValueError(f"background must be an H x W x 3 BGR image, got {background_bgr.shape}")
@@ -67,7 +67,4 @@ def render_heatmap_png(
     colours = cv2.applyColorMap(np.round(share_px * 255).astype(np.uint8), cv2.COLORMAP_JET)
     opacity = np.where(share_px > 0, alpha * (0.25 + 0.75 * share_px), 0.0)[..., None]
     blended = background_bgr * (1.0 - opacity) + colours * opacity
-    ok, png = cv2.imencode(".png", np.round(blended).clip(0, 255).astype(np.uint8))
-    if not ok:
-        raise ValueError("OpenCV could not encode the heatmap as PNG")
-    return png.tobytes()
+    return np.round(blended).clip(0, 255).astype(np.uint8)

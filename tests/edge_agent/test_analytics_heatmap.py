@@ -1,4 +1,4 @@
-"""Heatmap: person-seconds on real trajectories, the frame-gap cap, and the PNG overlay."""
+"""Heatmap: person-seconds on real trajectories, the frame-gap cap, and the colour overlay."""
 
 from __future__ import annotations
 
@@ -8,12 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_agent.analytics import (
-    CameraAnalytics,
-    CameraAnalyticsConfig,
-    HeatmapAccumulator,
-    render_heatmap_png,
-)
+from edge_agent.analytics import CameraAnalytics, CameraAnalyticsConfig, HeatmapAccumulator
+from edge_agent.analytics.heatmap import overlay_heatmap
 from edge_agent.track.tracks import Tracks
 
 
@@ -121,10 +117,8 @@ def test_render_overlays_busy_cells_on_a_real_frame(assets: Path) -> None:
     counts = np.zeros((18, 32))
     counts[9, 16] = 40.0  # the busiest cell
     counts[2, 3] = 4.0  # a quiet one (a tenth of the peak)
-    png = render_heatmap_png(counts, background)
-    assert png[:8] == b"\x89PNG\r\n\x1a\n"
-    img = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
-    assert img.shape == background.shape
+    img = overlay_heatmap(counts, background)
+    assert img.shape == background.shape and img.dtype == np.uint8
     cell_h, cell_w = h // 18, w // 32
     busy = (slice(9 * cell_h + 2, 10 * cell_h - 2), slice(16 * cell_w + 2, 17 * cell_w - 2))
     quiet = (slice(2 * cell_h + 2, 3 * cell_h - 2), slice(3 * cell_w + 2, 4 * cell_w - 2))
@@ -144,4 +138,4 @@ def test_render_overlays_busy_cells_on_a_real_frame(assets: Path) -> None:
 
 def test_render_rejects_a_non_bgr_background() -> None:
     with pytest.raises(ValueError, match="H x W x 3"):
-        render_heatmap_png(np.ones((2, 2)), np.zeros((10, 10), np.uint8))
+        overlay_heatmap(np.ones((2, 2)), np.zeros((10, 10), np.uint8))
