@@ -14,10 +14,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from edge_agent.analytics.camera import CameraAnalytics
+from edge_agent.analytics.camera import AnalyticsOutput, CameraAnalytics
 from edge_agent.config import CameraConfig, StoreConfig
 from edge_agent.detect.detections import Detections
 from edge_agent.detect.detector import Detector
+from edge_agent.outbox.records import OutboxBody
+from edge_agent.outbox.store import Outbox
 from edge_agent.sources.camera_reader import CameraReader
 from edge_agent.sources.frame import Frame
 from edge_agent.sources.health import CameraHealth
@@ -27,27 +29,47 @@ from edge_agent.track.tracks import Tracks
 log = logging.getLogger(__name__)
 
 
+RecordSink = Callable[[AnalyticsOutput], None]
+
+
 class CameraPipeline:
-    """Per-camera state after detection: the tracker and the store analytics."""
+    """Per-camera state after detection: the tracker and the store analytics; what the
+    analytics produce (events, closed rollups and heatmaps) goes to ``sink``."""
 
     def __init__(
-        self, camera: CameraConfig, tracker: ByteTracker, analytics: CameraAnalytics
+        self,
+        camera: CameraConfig,
+        tracker: ByteTracker,
+        analytics: CameraAnalytics,
+        sink: RecordSink | None = None,
     ) -> None:
         self.camera = camera
         self.tracker = tracker
         self.analytics = analytics
+        self.sink = sink
         self.last_index: int | None = None
+        self.last_t: float | None = None
         self.frames = 0
 
     def update(self, frame: Frame, detections: Detections) -> Tracks:
         """Advance this camera by one analysed frame."""
         self.last_index = frame.index
+        self.last_t = frame.media_time_s
         self.frames += 1
         tracks = self.tracker.update(detections, frame.image)
-        # Events and rollups go to the outbox once it exists (outbox issue); for now they are
-        # kept in the analytics' own summary.
-        self.analytics.update(tracks, frame.media_time_s, frame.width, frame.height)
+        out = self.analytics.update(tracks, frame.media_time_s, frame.width, frame.height)
+        if self.sink is not None and (out.events or out.rollups or out.heatmaps):
+            self.sink(out)
         return tracks
+
+    def flush(self) -> None:
+        """Close the open buckets (at stop) so their partial rollups reach the sink; the hub
+        merges them with the rest of the same bucket sent after a restart."""
+        if self.last_t is None:
+            return
+        out = self.analytics.flush(self.last_t + 1.0 / self.camera.fps)
+        if self.sink is not None:
+            self.sink(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,23 +97,33 @@ class EdgeAgent:
         *,
         loop_files: bool = True,
         on_tracks: Callable[[Frame, Tracks], None] | None = None,
+        outbox: Outbox | None = None,
+        on_records: Callable[[], None] | None = None,
     ) -> None:
         self.config = config
         self.detector = detector
         self.on_tracks = on_tracks
+        self.outbox = outbox
+        self.on_records = on_records
+        self.records_appended = 0
         cams = [c for c in config.cameras if c.enabled]
         self.readers = {
             c.id: CameraReader(c.id, c.source, target_fps=c.fps, loop=loop_files) for c in cams
         }
+        # Live media time counts from the reader's start, which is about now: the analytics'
+        # UNIX times are this epoch plus media time.
+        epoch = time.time()
         self.pipelines = {
             c.id: CameraPipeline(
                 c,
                 ByteTracker(config.tracker, frame_rate=c.fps),
-                CameraAnalytics(c, store_id=config.store_id, camera_id=c.id),
+                CameraAnalytics(c, store_id=config.store_id, camera_id=c.id, epoch_start_s=epoch),
+                self._keep if outbox is not None else None,
             )
             for c in cams
         }
         self._stop = threading.Event()
+        self._stopped = False
         self._cycles = 0
         self._frames = 0
         self._inference_s = 0.0
@@ -107,11 +139,29 @@ class EdgeAgent:
             self.detector.backend.name,
         )
 
-    def stop(self) -> None:
-        """Stop the loop and every reader (joins their threads)."""
+    def _keep(self, out: AnalyticsOutput) -> None:
+        assert self.outbox is not None
+        records: list[OutboxBody] = [*out.events, *out.rollups, *out.heatmaps]
+        if records:
+            self.records_appended += len(self.outbox.append(records, time.time()))
+            if self.on_records is not None:
+                self.on_records()
+
+    def request_stop(self) -> None:
+        """Ask the loop to end after the current step (safe from a signal handler)."""
         self._stop.set()
+
+    def stop(self) -> None:
+        """Stop the loop and every reader (joins their threads); the open buckets' partial
+        rollups go to the outbox. Call from the thread that runs the loop, after it."""
+        self._stop.set()
+        if self._stopped:
+            return
+        self._stopped = True
         for reader in self.readers.values():
             reader.stop()
+        for pipeline in self.pipelines.values():
+            pipeline.flush()
 
     def __enter__(self) -> EdgeAgent:
         self.start()

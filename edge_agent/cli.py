@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
 import signal
 import sys
+import time
+from datetime import datetime
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
-from edge_agent.errors import RetailCVError
+from pydantic import ValidationError
+
+from edge_agent.errors import ConfigError, RetailCVError
+
+if TYPE_CHECKING:
+    from edge_agent.config import StoreConfig
+    from edge_agent.outbox import Outbox
 
 log = logging.getLogger("edge_agent")
 
@@ -20,9 +30,19 @@ def _cmd_process(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from edge_agent.config import load_config
+    from edge_agent.privacy import PrivacySettings
     from edge_agent.process import process_video
 
     config = load_config(args.config)
+    privacy = None
+    if args.snapshot_every is not None and (args.export_dir is None or args.snapshot_every <= 0):
+        raise ConfigError("--snapshot-every needs --export-dir and a number of seconds > 0")
+    if args.export_dir is not None:
+        face_model = args.face_model or config.privacy.face_model
+        try:
+            privacy = PrivacySettings(face_model=face_model) if face_model else PrivacySettings()
+        except ValidationError as exc:
+            raise ConfigError(f"privacy settings: {exc.errors()[0]['msg']}") from None
     camera = config.camera(args.camera) if args.camera else None
     bar = tqdm(desc=args.video.name, unit="frame", disable=args.no_progress, file=sys.stderr)
 
@@ -30,6 +50,7 @@ def _cmd_process(args: argparse.Namespace) -> int:
         bar.total = expected
         bar.update(done - bar.n)
 
+    outbox = _open_outbox(config) if args.outbox else None
     try:
         report = process_video(
             args.video,
@@ -38,9 +59,16 @@ def _cmd_process(args: argparse.Namespace) -> int:
             all_frames=args.all_frames,
             tracks_path=args.tracks,
             progress=progress,
+            export_dir=args.export_dir,
+            snapshot_every_s=args.snapshot_every,
+            privacy=privacy,
+            outbox=outbox,
+            recorded_at=args.recorded_at,
         )
     finally:
         bar.close()
+        if outbox is not None:
+            outbox.close()
     text = report.model_dump_json(indent=2)
     if args.report:
         args.report.parent.mkdir(parents=True, exist_ok=True)
@@ -51,34 +79,104 @@ def _cmd_process(args: argparse.Namespace) -> int:
     return 0
 
 
+def _open_outbox(config: StoreConfig) -> Outbox:
+    from edge_agent.outbox import Outbox
+
+    o = config.outbox
+    return Outbox.open(
+        o.path,
+        config.device_id,
+        config.store_id,
+        o.limits(),
+        synchronous=o.synchronous,
+        reserve_bytes=o.reserve_bytes,
+    )
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from edge_agent.agent import EdgeAgent
     from edge_agent.config import load_config
     from edge_agent.process import open_detector
+    from edge_agent.sync.session import SyncSession
 
     config = load_config(args.config)
     cameras = [c for c in config.cameras if c.enabled]
     detector = open_detector(config, throughput=True, max_batch=len(cameras))
-    agent = EdgeAgent(config, detector)
+    with _open_outbox(config) as outbox:
+        session = SyncSession(config, outbox) if config.sync is not None else None
+        if session is None:
+            log.warning("no sync section in %s: records stay in %s", args.config, outbox.path)
+        agent = EdgeAgent(
+            config,
+            detector,
+            outbox=outbox,
+            on_records=session.notify if session is not None else None,
+        )
 
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("signal %d: stopping", signum)
-        agent.stop()
+        def on_signal(signum: int, _frame: FrameType | None) -> None:
+            log.info("signal %d: stopping", signum)
+            agent.request_stop()
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    with agent:
-        agent.run(duration_s=args.duration)
-    stats = agent.stats()
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        if session is not None:
+            session.start()
+        try:
+            with agent:
+                agent.run(duration_s=args.duration)
+        finally:
+            if session is not None:
+                session.stop()
+        stats = agent.stats()
+        pending = outbox.stats(time.time()).pending_count
     print(
         json.dumps(
             {
                 "frames": stats.frames,
                 "cycles": stats.cycles,
                 "cameras": [h.camera_id for h in agent.health()],
+                "records_appended": agent.records_appended,
+                "records_pending": pending,
             }
         )
     )
+    return 0
+
+
+def _cmd_sync(args: argparse.Namespace) -> int:
+    from edge_agent.config import load_config
+    from edge_agent.sync.session import SyncSession
+
+    config = load_config(args.config)
+    with _open_outbox(config) as outbox:
+        session = SyncSession(config, outbox)
+        try:
+            session.open()
+            result = session.drain(args.timeout)
+        finally:
+            session.stop()
+        stats = outbox.stats(time.time())
+    print(
+        json.dumps(
+            {
+                "sent": result.sent,
+                "delivered": result.delivered,
+                "duplicates": result.duplicates,
+                "dead_lettered": result.dead_lettered,
+                "pending": stats.pending_count,
+            }
+        )
+    )
+    return 0
+
+
+def _cmd_outbox(args: argparse.Namespace) -> int:
+    from edge_agent.config import load_config
+
+    config = load_config(args.config)
+    with _open_outbox(config) as outbox:
+        stats = outbox.stats(time.time())
+    print(json.dumps(dataclasses.asdict(stats), indent=2))
     return 0
 
 
@@ -120,12 +218,65 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--tracks", type=Path, help="also write MOTChallenge-format tracks here")
     pr.add_argument("--all-frames", action="store_true", help="analyse every frame")
     pr.add_argument("--no-progress", action="store_true", help="no progress bar")
+    pr.add_argument(
+        "--export-dir",
+        type=Path,
+        help="write every image that would leave the box (alert snapshots, heatmap, samples), "
+        "after the privacy gate, into this folder with manifest.jsonl, for audit",
+    )
+    pr.add_argument(
+        "--snapshot-every",
+        type=float,
+        metavar="S",
+        help="with --export-dir: also export a gated sample every S media seconds",
+    )
+    pr.add_argument(
+        "--face-model",
+        type=Path,
+        help="YuNet face model for the privacy gate (default: $RETAIL_CV_PRIVACY_FACE_MODEL)",
+    )
+    pr.add_argument(
+        "--outbox",
+        action="store_true",
+        help="append events, rollups and heatmaps to the config's outbox (outbox.path), as the "
+        "live agent does; `retail-edge sync` then sends them to the hub",
+    )
+    pr.add_argument(
+        "--recorded-at",
+        type=_unix_time,
+        metavar="TIME",
+        help="when the video's first frame was recorded (ISO 8601 with zone, or UNIX seconds): "
+        "the time base of events and rollups (default: the file's modification time)",
+    )
     pr.set_defaults(func=_cmd_process)
 
-    ru = sub.add_parser("run", help="run the agent continuously on all configured cameras")
+    ru = sub.add_parser(
+        "run",
+        help="run the agent continuously on all configured cameras",
+        description="Analyse every enabled camera until SIGTERM/Ctrl-C (or --duration). "
+        "Events, rollups and heatmaps go to the outbox (outbox.path) and, with a sync section, "
+        "to the hub; secrets come from RETAIL_EDGE_MQTT_PASSWORD / RETAIL_EDGE_HUB_TOKEN.",
+    )
     ru.add_argument("--config", type=Path, required=True, help="store YAML config")
     ru.add_argument("--duration", type=float, help="stop after this many seconds")
     ru.set_defaults(func=_cmd_run)
+
+    sy = sub.add_parser(
+        "sync",
+        help="send everything in the outbox to the hub, then exit",
+        description="Drain the outbox through the config's sync section (HTTP or MQTT); records "
+        "are removed only once the hub acknowledges its commit. Exit code 2 if records are "
+        "still pending after --timeout.",
+    )
+    sy.add_argument("--config", type=Path, required=True, help="store YAML config")
+    sy.add_argument(
+        "--timeout", type=float, default=300.0, help="give up after this many seconds (300)"
+    )
+    sy.set_defaults(func=_cmd_sync)
+
+    ob = sub.add_parser("outbox", help="print the outbox's state (pending, oldest, dropped)")
+    ob.add_argument("--config", type=Path, required=True, help="store YAML config")
+    ob.set_defaults(func=_cmd_outbox)
 
     cc = sub.add_parser("check-config", help="validate a store config and exit")
     cc.add_argument("config", type=Path)
@@ -134,6 +285,22 @@ def build_parser() -> argparse.ArgumentParser:
     cs = sub.add_parser("config-schema", help="print the store config JSON schema")
     cs.set_defaults(func=_cmd_config_schema)
     return p
+
+
+def _unix_time(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither UNIX seconds nor an ISO 8601 time (2026-11-24T09:00:00+01:00)"
+        ) from None
+    if when.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no time zone; add one, e.g. +00:00")
+    return when.timestamp()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from common.manifest import ModelManifest
 from edge_agent.analytics.config import CameraAnalyticsConfig
 from edge_agent.errors import ConfigError
+from edge_agent.outbox.config import OutboxConfig
+from edge_agent.sync.config import SyncConfig
 from edge_agent.track.config import TrackerConfig
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -70,6 +72,19 @@ class CameraConfig(CameraAnalyticsConfig):
         return _check_id(v, "camera id")
 
 
+class PrivacyConfig(BaseModel):
+    """The privacy gate's face model; every other gate setting comes from the environment
+    (``RETAIL_CV_PRIVACY_*``, see ``edge_agent.privacy.PrivacySettings``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    face_model: Path | None = Field(
+        None,
+        description="YuNet face detector ONNX (relative to the config file); needed before any "
+        "image may leave the box (alert snapshots, heatmap PNGs, --export-dir)",
+    )
+
+
 class StoreConfig(BaseModel):
     """Everything a store box needs to run."""
 
@@ -81,6 +96,13 @@ class StoreConfig(BaseModel):
     model: ModelConfig
     tracker: TrackerConfig = Field(default_factory=TrackerConfig)
     cameras: list[CameraConfig] = Field(min_length=1)
+    outbox: OutboxConfig = Field(
+        default_factory=OutboxConfig, description="where records wait for the hub, and bounds"
+    )
+    sync: SyncConfig | None = Field(
+        None, description="how records reach the hub; none: they stay in the outbox"
+    )
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
 
     @field_validator("store_id", "device_id")
     @classmethod
@@ -133,6 +155,14 @@ def parse_config(data: Any, base_dir: Path, source_name: str = "<config>") -> St
     for cam in cfg.cameras:
         if _is_local_path(cam.source):
             cam.source = str((base_dir / cam.source).resolve())
+    cfg.outbox.path = (base_dir / cfg.outbox.path).resolve()
+    if cfg.sync is not None:
+        for name in ("mqtt_ca_file", "mqtt_cert_file", "mqtt_key_file"):
+            value = getattr(cfg.sync, name)
+            if value is not None:
+                setattr(cfg.sync, name, (base_dir / value).resolve())
+    if cfg.privacy.face_model is not None:
+        cfg.privacy.face_model = (base_dir / cfg.privacy.face_model).resolve()
     return cfg
 
 

@@ -19,9 +19,12 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, Field
 
-from edge_agent.analytics.camera import CameraAnalytics
+from edge_agent.analytics.camera import AnalyticsOutput, CameraAnalytics
 from edge_agent.config import CameraConfig, StoreConfig
 from edge_agent.detect.detector import Detector, DetectorSettings
+from edge_agent.outbox.records import OutboxBody
+from edge_agent.outbox.store import Outbox
+from edge_agent.privacy import PrivacySettings, export_snapshots
 from edge_agent.sources.file_source import FileSource
 from edge_agent.sources.frame import Frame
 from edge_agent.track.bytetrack import ByteTracker
@@ -53,6 +56,10 @@ class ProcessReport(BaseModel):
     alerts: list[dict[str, Any]] = Field(default_factory=list)
     events: int = Field(0, description="analytics events produced (crossings, visits, alerts)")
     rollups: int = Field(0, description="per-interval rollups produced")
+    images_exported: int = Field(0, description="gated images written to the export folder")
+    records_appended: int = Field(
+        0, description="events, rollups and heatmaps appended to the outbox (0 without one)"
+    )
 
 
 def open_detector(config: StoreConfig, throughput: bool = False, max_batch: int = 1) -> Detector:
@@ -151,6 +158,12 @@ def process_video(
     tracks_path: Path | None = None,
     detector: Detector | None = None,
     progress: Callable[[int, int | None], None] | None = None,
+    export_dir: Path | None = None,
+    snapshot_every_s: float | None = None,
+    privacy: PrivacySettings | None = None,
+    outbox: Outbox | None = None,
+    recorded_at: float | None = None,
+    on_records: Callable[[], None] | None = None,
 ) -> ProcessReport:
     """Run the edge pipeline over a video file and return the report.
 
@@ -163,9 +176,21 @@ def process_video(
             indexes of the decoded frames in the file).
         detector: reuse a loaded detector (it is opened in throughput mode otherwise).
         progress: called as ``progress(frames_done, frames_expected)``.
+        export_dir: if given, every image that would leave the box (alert snapshots, the
+            heatmap, samples) goes through the privacy gate and is written there, with
+            ``manifest.jsonl``.
+        snapshot_every_s: with ``export_dir``, also release a sample every this many media
+            seconds (an audit aid).
+        privacy: privacy gate settings (face model); default from the environment.
+        outbox: if given, every event, rollup and heatmap is appended to it as produced (what
+            the live agent would sync to the hub).
+        recorded_at: UNIX time (s) of the video's first frame, the time base of events and
+            rollups; default the file's modification time.
+        on_records: called after each append to ``outbox`` (wakes a sync thread).
 
     Raises:
-        SourceError: the video cannot be read. ModelError: the model cannot be loaded.
+        SourceError: the video cannot be read. ModelError: a model cannot be loaded.
+        PrivacyError: ``export_dir`` without a face model.
     """
     camera = camera or config.cameras[0]
     target_fps = None if all_frames else camera.fps
@@ -174,7 +199,29 @@ def process_video(
     native_fps = source.fps or camera.fps
     effective_fps = native_fps if target_fps is None else min(target_fps, native_fps)
     tracker = ByteTracker(config.tracker, frame_rate=effective_fps)
-    analytics = CameraAnalytics(camera, store_id=config.store_id, camera_id=camera.id)
+    epoch = recorded_at if recorded_at is not None else _mtime(video)
+    analytics = CameraAnalytics(
+        camera, store_id=config.store_id, camera_id=camera.id, epoch_start_s=epoch
+    )
+    appended = 0
+
+    def keep(out: AnalyticsOutput) -> None:
+        nonlocal appended
+        records: list[OutboxBody] = [*out.events, *out.rollups, *out.heatmaps]
+        if outbox is not None and records:
+            appended += len(outbox.append(records, time.time()))
+            if on_records is not None:
+                on_records()
+
+    snapshots = None
+    if export_dir is not None:
+        snapshots = export_snapshots(
+            export_dir,
+            privacy or PrivacySettings(),
+            store_id=config.store_id,
+            camera_id=camera.id,
+            sample_every_s=snapshot_every_s,
+        )
     events = rollups = 0
     log_tracks = _TrackLog()
     expected = source.expected_frames
@@ -188,7 +235,11 @@ def process_video(
             out = analytics.update(tracks, frame.media_time_s, frame.width, frame.height)
             events += len(out.events)
             rollups += len(out.rollups)
+            keep(out)
             log_tracks.add(frame.index + 1, tracks.xyxy, tracks.confidence, tracks.track_id)
+            if snapshots is not None:
+                t = frame.media_time_s
+                snapshots.on_frame(frame.image, dets, tracks, t, analytics.unix(t), out.events)
             processed += 1
             last_t = frame.media_time_s
             if progress is not None:
@@ -197,6 +248,9 @@ def process_video(
     final = analytics.flush(last_t + frame_period)
     events += len(final.events)
     rollups += len(final.rollups)
+    keep(final)
+    if snapshots is not None:
+        snapshots.finish(analytics.heatmap_counts(), analytics.unix(last_t + frame_period))
     summary = analytics.summary().model_dump(by_alias=True)
     wall = time.perf_counter() - start
     if tracks_path is not None:
@@ -220,4 +274,13 @@ def process_video(
         alerts=summary.get("alerts", []),
         events=events,
         rollups=rollups,
+        images_exported=len(snapshots.released) if snapshots is not None else 0,
+        records_appended=appended,
     )
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0  # a URL or device: FileSource reports the real problem
