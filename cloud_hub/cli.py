@@ -8,6 +8,7 @@ line ``error: ...`` on stderr and exits with code 2.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from typing import NoReturn
@@ -71,6 +72,27 @@ def _cmd_migrate(args: argparse.Namespace, settings: HubSettings) -> int:
     except OperationalError as exc:
         raise UsageError(f"cannot reach the database: {_one_line(exc.orig)}") from None
     print(f"database migrated to {args.revision}", file=sys.stderr)
+    return 0
+
+
+def _cmd_retention(args: argparse.Namespace, settings: HubSettings) -> int:
+    import time
+
+    from cloud_hub.db import create_hub_engine
+    from cloud_hub.services.snapshots import delete_expired_snapshots
+
+    days = settings.snapshot_retention_days if args.snapshot_days is None else args.snapshot_days
+    if days <= 0:
+        raise UsageError(f"--snapshot-days must be > 0, got {days}")
+    engine = create_hub_engine(settings.database_url, pool_size=1)
+    try:
+        with engine.begin() as conn:
+            deleted = delete_expired_snapshots(conn, days * 86400.0, time.time())
+    except OperationalError as exc:
+        raise UsageError(f"cannot reach the database: {_one_line(exc.orig)}") from None
+    finally:
+        engine.dispose()
+    print(json.dumps({"snapshots_deleted": deleted, "older_than_days": days}))
     return 0
 
 
@@ -148,13 +170,24 @@ def build_parser() -> argparse.ArgumentParser:
         "or 1)",
     )
     mw.set_defaults(func=_cmd_mqtt_worker)
-    for command in (sv, mg, mw):
-        command.add_argument(
-            "--database-url",
-            metavar="URL",
-            help="database to use instead of $DATABASE_URL (sqlite:///hub.db, "
-            "postgresql+psycopg://user@host/db)",
-        )
+    rt = sub.add_parser(
+        "retention",
+        help="delete snapshots older than the retention period, once",
+        description="Delete stored snapshots (gated images) taken more than --snapshot-days "
+        "ago (default $RETAIL_HUB_SNAPSHOT_RETENTION_DAYS, 30). `retail-hub serve` also runs "
+        "this every RETAIL_HUB_RETENTION_INTERVAL_S seconds (3600; 0 turns that off).",
+    )
+    rt.add_argument("--snapshot-days", type=float, help="retention period in days")
+    rt.set_defaults(func=_cmd_retention)
+    database_url_help = (
+        "database to use instead of $DATABASE_URL (sqlite:///hub.db, "
+        "postgresql+psycopg://user@host/db)"
+    )
+    for command in (sv, mg, mw, rt):
+        command.add_argument("--database-url", metavar="URL", help=database_url_help)
+    from cloud_hub.cli_admin import add_admin_parser
+
+    add_admin_parser(sub, _Parser, database_url_help)
     return p
 
 

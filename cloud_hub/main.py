@@ -8,21 +8,45 @@ answering 503) when the database is unreachable.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
 
 from cloud_hub.api.main import api_router
 from cloud_hub.core.config import HubSettings
 from cloud_hub.db import create_hub_engine
 from cloud_hub.migrate import SchemaOutOfDateError, check_schema_current
+from cloud_hub.services.snapshots import delete_expired_snapshots
 
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
+
+
+async def _retention_loop(engine: Engine, settings: HubSettings) -> None:
+    """Delete expired snapshots now and every ``retention_interval_s``; a failure is logged and
+    retried next time (several API replicas running it is harmless: a delete is idempotent)."""
+
+    def once() -> None:
+        with engine.begin() as conn:
+            delete_expired_snapshots(conn, settings.snapshot_retention_days * 86400.0, time.time())
+
+    while True:
+        try:
+            await run_in_threadpool(once)
+        except SQLAlchemyError as exc:
+            log.warning(
+                "retention job failed (retried in %.0f s): %s", settings.retention_interval_s, exc
+            )
+        await asyncio.sleep(settings.retention_interval_s)
 
 
 def create_app(settings: HubSettings) -> FastAPI:
@@ -40,9 +64,16 @@ def create_app(settings: HubSettings) -> FastAPI:
             raise
         app.state.engine = engine
         log.info("hub API up on %s", engine.url.render_as_string(hide_password=True))
+        retention = None
+        if settings.retention_interval_s > 0:
+            retention = asyncio.create_task(_retention_loop(engine, settings))
         try:
             yield
         finally:
+            if retention is not None:
+                retention.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await retention
             engine.dispose()
 
     app = FastAPI(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Float, Index, Table, Text
+from sqlalchemy import JSON, BigInteger, Float, Index, LargeBinary, Table, Text
 from sqlmodel import Field, SQLModel
 
 
@@ -154,6 +154,70 @@ class Device(SQLModel, table=True):
     max_seq: int = Field(sa_type=BigInteger)
 
 
+class StoredSnapshot(SQLModel, table=True):
+    """A gated image from an edge (alert snapshot or heatmap image): faces and heads were
+    hidden by the edge's privacy gate before it left the store. Deleted after the retention
+    period (``retail-hub retention``)."""
+
+    __tablename__ = "snapshots"
+    __table_args__ = (Index("ix_snapshots_store_taken", "store_id", "taken_at"),)
+
+    device_id: str = Field(primary_key=True)
+    seq: int = Field(
+        primary_key=True, sa_type=BigInteger, sa_column_kwargs={"autoincrement": False}
+    )
+    store_id: str
+    camera_id: str
+    taken_at: float = Field(sa_type=Float, index=True)
+    purpose: str = Field(description="alert_snapshot or heatmap")
+    alert_rule: str | None = None
+    media_type: str
+    width: int
+    height: int
+    faces_blurred: int
+    heads_blurred: int
+    sha256: str
+    size: int = Field(sa_type=BigInteger, description="bytes of the image")
+    data: bytes = Field(sa_type=LargeBinary)
+    received_at: float = Field(sa_type=Float)
+
+
+class Store(SQLModel, table=True):
+    """A store as HQ sees it: created on the first batch from one of its devices (name = id,
+    time zone UTC) and edited by an HQ admin. ``timezone`` is an IANA name: analytics buckets
+    (days, weeks) follow the store's local calendar."""
+
+    __tablename__ = "stores"
+
+    store_id: str = Field(primary_key=True)
+    name: str
+    timezone: str = Field(description="IANA time zone, e.g. Europe/Paris")
+    group_name: str | None = Field(default=None, description="region, banner or other grouping")
+    created_at: float = Field(sa_type=Float, description="hub clock, UNIX s")
+    updated_at: float = Field(sa_type=Float, description="hub clock, UNIX s")
+
+
+class ApiKey(SQLModel, table=True):
+    """An API key for people and integrations (``Authorization: Bearer KEY``).
+
+    Only ``key_hash`` (sha256 hex of the key) is stored; the key itself is shown once, when it
+    is created. ``store_ids`` scopes store managers and integrators; ``all_stores`` is true for
+    HQ admins and for integrators created with ``--all-stores``.
+    """
+
+    __tablename__ = "api_keys"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str
+    role: str = Field(description="hq_admin, store_manager or integrator")
+    key_hash: str = Field(unique=True, description="sha256 hex of the key")
+    key_prefix: str = Field(description="first characters of the key, to recognise it")
+    all_stores: bool
+    store_ids: list[str] = Field(sa_type=JSON)
+    created_at: float = Field(sa_type=Float)
+    revoked_at: float | None = Field(default=None, sa_type=Float)
+
+
 def table(model: type[SQLModel]) -> Table:
     """The Core ``Table`` of a table model (for bulk statements)."""
     t = model.__table__  # type: ignore[attr-defined]
@@ -168,8 +232,12 @@ HEATMAPS: Table = table(HeatmapBucket)
 EVENTS: Table = table(StoredEvent)
 OUTBOX_DROPS: Table = table(OutboxDrop)
 DEVICES: Table = table(Device)
+STORES: Table = table(Store)
+API_KEYS: Table = table(ApiKey)
+SNAPSHOTS: Table = table(StoredSnapshot)
 
 __all__ = [
+    "API_KEYS",
     "DEAD_LETTERS",
     "DEVICES",
     "EVENTS",
@@ -177,6 +245,7 @@ __all__ = [
     "OUTBOX_DROPS",
     "RECEIVED",
     "ROLLUPS",
+    "SNAPSHOTS",
     "DeadLetter",
     "Device",
     "HeatmapBucket",
@@ -184,4 +253,5 @@ __all__ = [
     "ReceivedRecord",
     "RollupBucket",
     "StoredEvent",
+    "StoredSnapshot",
 ]

@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from common.telemetry import AnalyticsEvent, HeatmapRollup, Rollup
+from common.telemetry import AnalyticsEvent, HeatmapRollup, Rollup, Snapshot
 
 SYNC_SCHEMA_VERSION: Literal[1] = 1
 MAX_BATCH_RECORDS = 5000
@@ -45,6 +45,7 @@ class RecordKind(StrEnum):
     HEATMAP = "heatmap"  # common.telemetry.HeatmapRollup
     EVENT = "event"  # common.telemetry.AnalyticsEvent (crossings, visits, alerts)
     OUTBOX_DROPPED = "outbox_dropped"  # OutboxDropped: what the edge's bounds policy discarded
+    SNAPSHOT = "snapshot"  # common.telemetry.Snapshot: a gated image (alert snapshot, heatmap)
 
 
 class OutboxDropped(BaseModel):
@@ -82,9 +83,10 @@ _BODY_MODEL: dict[RecordKind, type[BaseModel]] = {
     RecordKind.HEATMAP: HeatmapRollup,
     RecordKind.EVENT: AnalyticsEvent,
     RecordKind.OUTBOX_DROPPED: OutboxDropped,
+    RecordKind.SNAPSHOT: Snapshot,
 }
 
-RecordBody = Rollup | HeatmapRollup | AnalyticsEvent | OutboxDropped
+RecordBody = Rollup | HeatmapRollup | AnalyticsEvent | OutboxDropped | Snapshot
 
 
 class SyncRecord(BaseModel):
@@ -186,7 +188,7 @@ def parse_record_body(record: SyncRecord) -> RecordBody:
         body = model.model_validate(record.body)
     except ValidationError as exc:
         raise ValueError(f"{kind.value} body does not validate: {_short(exc)}") from None
-    assert isinstance(body, Rollup | HeatmapRollup | AnalyticsEvent | OutboxDropped)
+    assert isinstance(body, Rollup | HeatmapRollup | AnalyticsEvent | OutboxDropped | Snapshot)
     return body
 
 

@@ -15,6 +15,9 @@ know fails validation, so the hub can dead-letter it with the reason instead of 
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import math
 from enum import StrEnum
 from typing import Literal
@@ -248,3 +251,50 @@ class AnalyticsEvent(BaseModel):
                     f"= {span}"
                 )
         return self
+
+
+MAX_SNAPSHOT_BYTES = 256 * 1024  # an encoded image on the wire, before base64
+
+
+class Snapshot(BaseModel):
+    """An image that passed the edge's privacy gate (faces and heads hidden), sent to the hub:
+    an alert snapshot (``alert_rule`` set) or a camera's heatmap over a people-free background.
+
+    ``data_b64`` is the encoded file (JPEG or PNG), base64; ``sha256`` is the hex digest of the
+    decoded bytes and is checked on parse, so a truncated or altered image never validates.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1] = TELEMETRY_SCHEMA_VERSION
+    store_id: str = Field(pattern=_ID)
+    camera_id: str = Field(pattern=_ID)
+    taken_at: float = Field(description="UNIX seconds UTC of the frame (or the heatmap's end)")
+    purpose: Literal["alert_snapshot", "heatmap"]
+    alert_rule: str | None = Field(None, pattern=_ID, description="for alert snapshots")
+    media_type: Literal["image/jpeg", "image/png"]
+    width: int = Field(gt=0)
+    height: int = Field(gt=0)
+    faces_blurred: int = Field(ge=0)
+    heads_blurred: int = Field(ge=0)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    data_b64: str = Field(max_length=(MAX_SNAPSHOT_BYTES + 2) // 3 * 4)
+
+    @model_validator(mode="after")
+    def _image_matches(self) -> Snapshot:
+        try:
+            data = base64.b64decode(self.data_b64, validate=True)
+        except binascii.Error:
+            raise ValueError("data_b64 is not base64") from None
+        if hashlib.sha256(data).hexdigest() != self.sha256:
+            raise ValueError("sha256 does not match the image data")
+        magic = b"\xff\xd8\xff" if self.media_type == "image/jpeg" else b"\x89PNG\r\n\x1a\n"
+        if not data.startswith(magic):
+            raise ValueError(f"data is not a {self.media_type} file")
+        if (self.purpose == "alert_snapshot") != (self.alert_rule is not None):
+            raise ValueError("alert_rule is required for alert snapshots and only for them")
+        return self
+
+    def image_bytes(self) -> bytes:
+        """The decoded image file."""
+        return base64.b64decode(self.data_b64)

@@ -20,6 +20,7 @@ from edge_agent.detect.detections import Detections
 from edge_agent.detect.detector import Detector
 from edge_agent.outbox.records import OutboxBody
 from edge_agent.outbox.store import Outbox
+from edge_agent.privacy import CameraSnapshots, OutboxImageSink, PrivacyGate, PrivacySettings
 from edge_agent.sources.camera_reader import CameraReader
 from edge_agent.sources.frame import Frame
 from edge_agent.sources.health import CameraHealth
@@ -42,11 +43,16 @@ class CameraPipeline:
         tracker: ByteTracker,
         analytics: CameraAnalytics,
         sink: RecordSink | None = None,
+        snapshots: CameraSnapshots | None = None,
+        heatmap_image_every_s: float = 3600.0,
     ) -> None:
         self.camera = camera
         self.tracker = tracker
         self.analytics = analytics
         self.sink = sink
+        self.snapshots = snapshots
+        self.heatmap_image_every_s = heatmap_image_every_s
+        self._next_heatmap_image: float | None = None
         self.last_index: int | None = None
         self.last_t: float | None = None
         self.frames = 0
@@ -57,9 +63,21 @@ class CameraPipeline:
         self.last_t = frame.media_time_s
         self.frames += 1
         tracks = self.tracker.update(detections, frame.image)
-        out = self.analytics.update(tracks, frame.media_time_s, frame.width, frame.height)
+        t = frame.media_time_s
+        out = self.analytics.update(tracks, t, frame.width, frame.height)
         if self.sink is not None and (out.events or out.rollups or out.heatmaps):
             self.sink(out)
+        if self.snapshots is not None:
+            # Alert snapshots of this frame, through the privacy gate, to the outbox; and
+            # every heatmap_image_every_s the heatmap so far over a gated background.
+            self.snapshots.on_frame(
+                frame.image, detections, tracks, t, self.analytics.unix(t), out.events
+            )
+            if self._next_heatmap_image is None:
+                self._next_heatmap_image = t + self.heatmap_image_every_s
+            elif t >= self._next_heatmap_image:
+                self._next_heatmap_image = t + self.heatmap_image_every_s
+                self.snapshots.finish(self.analytics.heatmap_counts(), self.analytics.unix(t))
         return tracks
 
     def flush(self) -> None:
@@ -67,9 +85,12 @@ class CameraPipeline:
         merges them with the rest of the same bucket sent after a restart."""
         if self.last_t is None:
             return
-        out = self.analytics.flush(self.last_t + 1.0 / self.camera.fps)
+        end = self.last_t + 1.0 / self.camera.fps
+        out = self.analytics.flush(end)
         if self.sink is not None:
             self.sink(out)
+        if self.snapshots is not None:
+            self.snapshots.finish(self.analytics.heatmap_counts(), self.analytics.unix(end))
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +131,11 @@ class EdgeAgent:
         self.readers = {
             c.id: CameraReader(c.id, c.source, target_fps=c.fps, loop=loop_files) for c in cams
         }
+        # Images leave the box only with a face model for the privacy gate, and only into the
+        # outbox (alert snapshots, hourly heatmaps), one gate shared by the cameras.
+        self._gate: PrivacyGate | None = None
+        if outbox is not None and config.privacy.face_model is not None:
+            self._gate = PrivacyGate.open(PrivacySettings(face_model=config.privacy.face_model))
         # Live media time counts from the reader's start, which is about now: the analytics'
         # UNIX times are this epoch plus media time.
         epoch = time.time()
@@ -119,6 +145,8 @@ class EdgeAgent:
                 ByteTracker(config.tracker, frame_rate=c.fps),
                 CameraAnalytics(c, store_id=config.store_id, camera_id=c.id, epoch_start_s=epoch),
                 self._keep if outbox is not None else None,
+                self._snapshots(c.id),
+                config.privacy.heatmap_image_every_s,
             )
             for c in cams
         }
@@ -138,6 +166,17 @@ class EdgeAgent:
             self.detector.manifest.name,
             self.detector.backend.name,
         )
+
+    def _snapshots(self, camera_id: str) -> CameraSnapshots | None:
+        if self._gate is None or self.outbox is None:
+            return None
+        sink = OutboxImageSink(self.outbox, self._snapshot_appended)
+        return CameraSnapshots(self._gate, sink, store_id=self.config.store_id, camera_id=camera_id)
+
+    def _snapshot_appended(self) -> None:
+        self.records_appended += 1
+        if self.on_records is not None:
+            self.on_records()
 
     def _keep(self, out: AnalyticsOutput) -> None:
         assert self.outbox is not None

@@ -37,8 +37,8 @@ def _cmd_process(args: argparse.Namespace) -> int:
     privacy = None
     if args.snapshot_every is not None and (args.export_dir is None or args.snapshot_every <= 0):
         raise ConfigError("--snapshot-every needs --export-dir and a number of seconds > 0")
-    if args.export_dir is not None:
-        face_model = args.face_model or config.privacy.face_model
+    face_model = args.face_model or config.privacy.face_model
+    if args.export_dir is not None or (args.outbox and face_model is not None):
         try:
             privacy = PrivacySettings(face_model=face_model) if face_model else PrivacySettings()
         except ValidationError as exc:

@@ -83,6 +83,11 @@ class PrivacyConfig(BaseModel):
         description="YuNet face detector ONNX (relative to the config file); needed before any "
         "image may leave the box (alert snapshots, heatmap PNGs, --export-dir)",
     )
+    heatmap_image_every_s: float = Field(
+        3600.0,
+        ge=60.0,
+        description="the live agent sends each camera's heatmap image (gated) this often",
+    )
 
 
 class StoreConfig(BaseModel):

@@ -58,7 +58,9 @@ class ProcessReport(BaseModel):
     rollups: int = Field(0, description="per-interval rollups produced")
     images_exported: int = Field(0, description="gated images written to the export folder")
     records_appended: int = Field(
-        0, description="events, rollups and heatmaps appended to the outbox (0 without one)"
+        0,
+        description="events, rollups, heatmaps and gated snapshots appended to the outbox "
+        "(0 without one)",
     )
 
 
@@ -213,14 +215,25 @@ def process_video(
             if on_records is not None:
                 on_records()
 
+    def snapshot_appended() -> None:
+        nonlocal appended
+        appended += 1
+        if on_records is not None:
+            on_records()
+
     snapshots = None
-    if export_dir is not None:
+    to_outbox = outbox is not None and privacy is not None and privacy.face_model is not None
+    if export_dir is not None or to_outbox:
+        # Every image that leaves goes through the gate: into the audit folder and/or, for
+        # alert snapshots and the heatmap, into the outbox for the hub.
         snapshots = export_snapshots(
             export_dir,
             privacy or PrivacySettings(),
             store_id=config.store_id,
             camera_id=camera.id,
             sample_every_s=snapshot_every_s,
+            outbox=outbox if to_outbox else None,
+            on_append=snapshot_appended,
         )
     events = rollups = 0
     log_tracks = _TrackLog()
@@ -274,7 +287,7 @@ def process_video(
         alerts=summary.get("alerts", []),
         events=events,
         rollups=rollups,
-        images_exported=len(snapshots.released) if snapshots is not None else 0,
+        images_exported=len(snapshots.released) if snapshots and export_dir else 0,
         records_appended=appended,
     )
 

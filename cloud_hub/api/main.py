@@ -4,9 +4,21 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from cloud_hub.api.routes import devices, health, ingest
+from cloud_hub.api.routes import (
+    analytics,
+    devices,
+    health,
+    ingest,
+    inventory,
+    snapshots,
+    stores,
+)
 
 api_router = APIRouter()
 api_router.include_router(health.router)
 api_router.include_router(ingest.router)
 api_router.include_router(devices.router)
+api_router.include_router(snapshots.router)
+api_router.include_router(stores.router)
+api_router.include_router(analytics.router)
+api_router.include_router(inventory.router)

@@ -82,6 +82,15 @@ class HubSettings(BaseSettings):
         30.0, gt=0, description="longest wait between retries while the database is down, s"
     )
     log_level: LogLevel = Field("INFO", description="logging level of hub processes")
+    snapshot_retention_days: float = Field(
+        30.0, gt=0, description="snapshots (gated images) older than this are deleted"
+    )
+    retention_interval_s: float = Field(
+        3600.0,
+        ge=0,
+        description="how often `retail-hub serve` runs the retention job (0: never; then run "
+        "`retail-hub retention` from a timer)",
+    )
 
     @field_validator("database_url")
     @classmethod

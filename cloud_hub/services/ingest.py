@@ -22,7 +22,15 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.engine import Connection
 
-from cloud_hub.models import DEVICES, EVENTS, HEATMAPS, OUTBOX_DROPS, RECEIVED, ROLLUPS
+from cloud_hub.models import (
+    DEVICES,
+    EVENTS,
+    HEATMAPS,
+    OUTBOX_DROPS,
+    RECEIVED,
+    ROLLUPS,
+    SNAPSHOTS,
+)
 from cloud_hub.services.buckets import (
     BucketTable,
     apply_buckets,
@@ -34,6 +42,7 @@ from cloud_hub.services.buckets import (
 from cloud_hub.services.dead_letters import earlier_dead_letters, store_record_dead_letters
 from cloud_hub.services.merge import fold, merge_heatmaps, merge_rollups
 from cloud_hub.services.sql import greatest, upsert
+from cloud_hub.services.stores import ensure_store
 from common.sync import (
     BatchAck,
     DeadLetterNotice,
@@ -42,7 +51,7 @@ from common.sync import (
     parse_record_body,
     seq_ranges,
 )
-from common.telemetry import AnalyticsEvent, HeatmapRollup, Rollup
+from common.telemetry import AnalyticsEvent, HeatmapRollup, Rollup, Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +79,7 @@ class _NewRecords:
         self.heatmaps: list[tuple[int, HeatmapRollup]] = []
         self.events: list[dict[str, Any]] = []
         self.drops: list[dict[str, Any]] = []
+        self.snapshots: list[dict[str, Any]] = []
         self.dropped_at_edge = 0
         self.dead: list[DeadLetterNotice] = []
 
@@ -81,7 +91,7 @@ def ingest_batch(conn: Connection, batch: TelemetryBatch, received_at: float) ->
     """
     new = _claim(conn, batch, received_at)
     duplicates = [r.seq for r in batch.records if r.seq not in new]
-    got = _sort_new(batch, new)
+    got = _sort_new(batch, new, received_at)
 
     folded_rollups, dead = fold(got.rollups, ROLLUP_BUCKETS.key, merge_rollups)
     got.dead += dead
@@ -93,10 +103,13 @@ def ingest_batch(conn: Connection, batch: TelemetryBatch, received_at: float) ->
         conn.execute(insert(EVENTS), got.events)
     if got.drops:
         conn.execute(insert(OUTBOX_DROPS), got.drops)
+    if got.snapshots:
+        conn.execute(insert(SNAPSHOTS), got.snapshots)
     got.dead.sort(key=lambda n: n.seq)
     store_record_dead_letters(conn, batch, got.dead, received_at)
     earlier = earlier_dead_letters(conn, batch.device_id, duplicates)
     _update_device(conn, batch, received_at, len(new), len(duplicates), got)
+    ensure_store(conn, batch.store_id, received_at)
 
     dead_seqs = {n.seq for n in got.dead} | {n.seq for n in earlier}
     if got.dead:
@@ -137,7 +150,7 @@ def _claim(conn: Connection, batch: TelemetryBatch, received_at: float) -> set[i
     return {int(s) for s in conn.execute(stmt, rows).scalars()}
 
 
-def _sort_new(batch: TelemetryBatch, new: set[int]) -> _NewRecords:
+def _sort_new(batch: TelemetryBatch, new: set[int], received_at: float) -> _NewRecords:
     """Parse the new records and sort them by kind; unparsable ones become notices."""
     got = _NewRecords()
     for rec in batch.records:
@@ -174,9 +187,33 @@ def _sort_new(batch: TelemetryBatch, new: set[int]) -> _NewRecords:
             got.rollups.append((rec.seq, body))
         elif isinstance(body, HeatmapRollup):
             got.heatmaps.append((rec.seq, body))
+        elif isinstance(body, Snapshot):
+            got.snapshots.append(_snapshot_row(batch.device_id, rec.seq, body, received_at))
         else:
             got.events.append(_event_row(batch.device_id, rec.seq, body))
     return got
+
+
+def _snapshot_row(device_id: str, seq: int, s: Snapshot, received_at: float) -> dict[str, Any]:
+    data = s.image_bytes()
+    return {
+        "device_id": device_id,
+        "seq": seq,
+        "store_id": s.store_id,
+        "camera_id": s.camera_id,
+        "taken_at": s.taken_at,
+        "purpose": s.purpose,
+        "alert_rule": s.alert_rule,
+        "media_type": s.media_type,
+        "width": s.width,
+        "height": s.height,
+        "faces_blurred": s.faces_blurred,
+        "heads_blurred": s.heads_blurred,
+        "sha256": s.sha256,
+        "size": len(data),
+        "data": data,
+        "received_at": received_at,
+    }
 
 
 def _event_row(device_id: str, seq: int, e: AnalyticsEvent) -> dict[str, Any]:

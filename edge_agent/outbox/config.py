@@ -29,7 +29,7 @@ class OutboxConfig(BaseModel):
     max_mb: float = Field(
         1024.0,
         ge=1.0,
-        description="pending records above this many MiB are dropped, raw events first, then "
+        description="pending records above this many MiB are dropped: snapshots, raw events, "
         "heatmaps, then rollups and alerts",
     )
     max_age_s: float = Field(

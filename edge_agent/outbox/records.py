@@ -17,14 +17,15 @@ from enum import IntEnum
 from typing import Any
 
 from common.sync import OutboxDropped, RecordKind
-from common.telemetry import AnalyticsEvent, EventKind, HeatmapRollup, Rollup
+from common.telemetry import AnalyticsEvent, EventKind, HeatmapRollup, Rollup, Snapshot
 
-OutboxBody = Rollup | HeatmapRollup | AnalyticsEvent | OutboxDropped
+OutboxBody = Rollup | HeatmapRollup | AnalyticsEvent | OutboxDropped | Snapshot
 
 
 class Priority(IntEnum):
     """Drop order when the outbox is over its size bound: lowest first, oldest first within."""
 
+    SNAPSHOT = -1  # gated images: the largest records, and the numbers do not need them
     RAW_EVENT = 0  # line crossings and visits: the rollups already count them
     HEATMAP = 1
     SUMMARY = 2  # rollups and alert events
@@ -71,6 +72,8 @@ def classify(body: OutboxBody) -> tuple[RecordKind, Priority]:
         return RecordKind.HEATMAP, Priority.HEATMAP
     if isinstance(body, OutboxDropped):
         return RecordKind.OUTBOX_DROPPED, Priority.DROP_NOTICE
+    if isinstance(body, Snapshot):
+        return RecordKind.SNAPSHOT, Priority.SNAPSHOT
     if body.kind in (EventKind.ALERT_RAISED, EventKind.ALERT_CLEARED):
         return RecordKind.EVENT, Priority.SUMMARY
     return RecordKind.EVENT, Priority.RAW_EVENT

@@ -13,8 +13,8 @@ sent them, their seqs would then be handed out again to new records, which the h
 would take for duplicates. So NORMAL is only for boxes with a UPS or a battery-backed disk.
 
 Bounds (``OutboxLimits``) are enforced on every append and by ``enforce``: too old, or over
-the size bound, records are dropped lowest priority first (raw events, then heatmaps, then
-rollups and alerts, then earlier drop notices), oldest first. Every drop appends an
+the size bound, records are dropped lowest priority first (gated snapshots, raw events, heatmaps,
+then rollups and alerts, then earlier drop notices), oldest first. Every drop appends an
 ``OutboxDropped`` record in the same transaction, bumps the persistent ``dropped_total``
 counters and logs a warning: never silent.
 """

@@ -22,7 +22,14 @@ from edge_agent.privacy.faces import FaceDetector, Faces
 from edge_agent.privacy.gate import HiddenRegions, ImagePurpose, PrivacyGate, SafeImage
 from edge_agent.privacy.retention import RetentionResult, enforce_retention, plan_retention
 from edge_agent.privacy.settings import PrivacySettings
-from edge_agent.privacy.sinks import ImageExporter, ImageRecord, ImageSink, read_manifest
+from edge_agent.privacy.sinks import (
+    ImageExporter,
+    ImageRecord,
+    ImageSink,
+    OutboxImageSink,
+    TeeSink,
+    read_manifest,
+)
 from edge_agent.privacy.snapshots import CameraSnapshots, export_snapshots, person_boxes
 
 __all__ = [
@@ -35,12 +42,14 @@ __all__ = [
     "ImagePurpose",
     "ImageRecord",
     "ImageSink",
+    "OutboxImageSink",
     "PrivacyError",
     "PrivacyGate",
     "PrivacySettings",
     "RawFrameDebugDump",
     "RetentionResult",
     "SafeImage",
+    "TeeSink",
     "enforce_retention",
     "export_snapshots",
     "person_boxes",

@@ -16,7 +16,9 @@ a face.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -24,10 +26,14 @@ import numpy.typing as npt
 from common.telemetry import AlertPayload, AnalyticsEvent, EventKind
 from edge_agent.detect.detections import Detections
 from edge_agent.privacy.background import HeatmapBackground
+from edge_agent.privacy.errors import PrivacyError
 from edge_agent.privacy.gate import ImagePurpose, PrivacyGate, SafeImage
 from edge_agent.privacy.settings import PrivacySettings
-from edge_agent.privacy.sinks import ImageExporter, ImageRecord, ImageSink
+from edge_agent.privacy.sinks import ImageExporter, ImageRecord, ImageSink, OutboxImageSink, TeeSink
 from edge_agent.track.tracks import Tracks
+
+if TYPE_CHECKING:
+    from edge_agent.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -92,13 +98,13 @@ class CameraSnapshots:
         ]
         for rule in alerts:
             safe = self.gate.release(image_bgr, people_xyxy, ImagePurpose.ALERT_SNAPSHOT)
-            out.append(self._put(safe_image=safe, unix_s=unix_s, alert_rule=rule))
+            out += self._put(safe_image=safe, unix_s=unix_s, alert_rule=rule)
         if self.sample_every_s is not None and (
             self._next_sample is None or t_s >= self._next_sample
         ):
             self._next_sample = t_s + self.sample_every_s
             safe = self.gate.release(image_bgr, people_xyxy, ImagePurpose.SAMPLE)
-            out.append(self._put(safe_image=safe, unix_s=unix_s))
+            out += self._put(safe_image=safe, unix_s=unix_s)
         self.background.add(image_bgr, people_xyxy, t_s)
         return out
 
@@ -109,11 +115,11 @@ class CameraSnapshots:
             log.info("camera %s: no frame seen, no heatmap image", self.camera_id)
             return []
         safe = self.gate.release_heatmap(counts, self.background)
-        return [self._put(safe_image=safe, unix_s=unix_s)]
+        return self._put(safe_image=safe, unix_s=unix_s)
 
     def _put(
         self, *, safe_image: SafeImage, unix_s: float, alert_rule: str | None = None
-    ) -> ImageRecord:
+    ) -> list[ImageRecord]:
         record = self.sink.put(
             safe_image,
             store_id=self.store_id,
@@ -121,29 +127,41 @@ class CameraSnapshots:
             time=unix_s,
             alert_rule=alert_rule,
         )
+        if record is None:
+            return []
         self.released.append(record)
-        return record
+        return [record]
 
 
 def export_snapshots(
-    export_dir: Path,
+    export_dir: Path | None,
     settings: PrivacySettings,
     *,
     store_id: str,
     camera_id: str,
     sample_every_s: float | None = None,
+    outbox: Outbox | None = None,
+    on_append: Callable[[], None] | None = None,
 ) -> CameraSnapshots:
     """A camera's snapshots going through a gate (face model from ``settings``) into an
-    ``ImageExporter`` on ``export_dir``.
+    ``ImageExporter`` on ``export_dir`` and/or the ``outbox`` (alert snapshots and heatmaps,
+    synced to the hub; ``on_append`` after each).
 
     Raises:
-        PrivacyError: no face model configured, or the folder cannot be created.
+        PrivacyError: no face model configured, no sink given, or the folder cannot be created.
         ModelError: the face model cannot be loaded.
     """
-    gate = PrivacyGate.open(settings)
+    if export_dir is None and outbox is None:
+        raise PrivacyError("snapshots need an export folder or an outbox to go to")
+    gate = PrivacyGate.open(settings)  # first: no folder is made for a gate that cannot open
+    sinks: list[ImageSink] = []
+    if export_dir is not None:
+        sinks.append(ImageExporter(export_dir))
+    if outbox is not None:
+        sinks.append(OutboxImageSink(outbox, on_append))
     return CameraSnapshots(
         gate,
-        ImageExporter(export_dir),
+        sinks[0] if len(sinks) == 1 else TeeSink(*sinks),
         store_id=store_id,
         camera_id=camera_id,
         sample_every_s=sample_every_s,

@@ -16,6 +16,7 @@ import cloud_hub.models  # noqa: F401  (registers the tables)
 
 TABLES = {
     "alembic_version",
+    "api_keys",
     "dead_letters",
     "devices",
     "events",
@@ -23,6 +24,8 @@ TABLES = {
     "outbox_drops",
     "received_records",
     "rollups",
+    "snapshots",
+    "stores",
 }
 
 

@@ -11,9 +11,13 @@ import cv2
 import numpy as np
 import pytest
 
+from common.sync import parse_record_body
+from common.telemetry import Snapshot
+from edge_agent.outbox import Outbox
 from edge_agent.privacy import (
     HeatmapBackground,
     ImagePurpose,
+    OutboxImageSink,
     PrivacyError,
     PrivacyGate,
     PrivacySettings,
@@ -175,3 +179,27 @@ def test_released_heatmap_hides_the_lingering_person(gate: PrivacyGate) -> None:
     assert _detail(out[person]) < 0.2 * _detail(median[person])
     free = (slice(0, 40), slice(0, 100))  # no person, no heat: the scene itself
     np.testing.assert_array_equal(out[free], scene[free])
+
+
+def test_outbox_sink_syncs_alert_snapshots_only_and_only_gated(
+    gate: PrivacyGate, assets: Path, tmp_path: Path
+) -> None:
+    image = cv2.imread(str(assets / "images/astronaut.png"))
+    appended: list[int] = []
+    with Outbox.open(tmp_path / "o.sqlite3", "box-1", "s1", reserve_bytes=0) as ob:
+        sink = OutboxImageSink(ob, on_append=lambda: appended.append(1))
+        sample = gate.release(image, np.zeros((0, 4)), ImagePurpose.SAMPLE)
+        assert sink.put(sample, store_id="s1", camera_id="c1", time=5.0) is None
+        with pytest.raises(PrivacyError, match="only SafeImage"):
+            sink.put(image, store_id="s1", camera_id="c1", time=5.0)  # type: ignore[arg-type]
+        assert ob.stats(10.0).pending_count == 0 and appended == []
+
+        alert = gate.release(image, np.zeros((0, 4)), ImagePurpose.ALERT_SNAPSHOT)
+        record = sink.put(alert, store_id="s1", camera_id="c1", time=5.0, alert_rule="crowd")
+        assert record is not None and record.file.startswith("outbox:")
+        (pending,) = ob.pending(10, 2**30)
+        assert pending.kind == "snapshot" and appended == [1]
+        snap = parse_record_body(pending)
+        assert isinstance(snap, Snapshot)
+        assert snap.image_bytes() == alert.data and snap.alert_rule == "crowd"
+        assert snap.faces_blurred == alert.faces_blurred >= 1
