@@ -253,3 +253,31 @@ def test_long_broker_outage_worker_killed_then_switch_to_http(
     finally:
         hub.stop()
         worker.stop()
+
+
+@pytest.mark.slow
+def test_switch_from_http_to_mqtt_mid_run(tmp_path: Path, mosquitto: MosquittoProcess) -> None:
+    """HTTP first; the hub is SIGKILLed while batches are in flight (some committed, never
+    acked) and the edge is SIGKILLed too; the edge comes back on MQTT and finishes there."""
+    url = sqlite_hub(tmp_path)
+    hub = HubProcess(tmp_path)
+    hub.start(url)
+    worker = WorkerProcess(tmp_path, mosquitto.port, url)
+    worker.start()
+    try:
+        outbox = tmp_path / "outbox.sqlite3"
+        cfg_http = write_config(tmp_path / "edge-http.yaml", http_sync(hub), outbox)
+        cfg_mqtt = write_config(tmp_path / "edge-mqtt.yaml", mqtt_sync(mosquitto), outbox)
+        producer = Producer(cfg_http, total=3000, rate=300)
+        producer.start()
+        producer.run_for(3.0)
+        hub.stop(kill=True)
+        producer.kill()
+        over_http = ledger_size(url)
+        assert 0 < over_http < 3000
+        producer.start(cfg_mqtt)
+        producer.finish()
+        assert_hub_holds_exactly(url, 3000)
+        assert worker.ingested() > 0
+    finally:
+        worker.stop()
