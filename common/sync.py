@@ -206,9 +206,34 @@ class BatchDecodeError(ValueError):
         self.batch_id = batch_id
 
 
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"non-finite number {name}")
+
+
+def _strict_loads(raw: bytes) -> Any:
+    """JSON without NaN / Infinity (orjson when installed: the hub's extra has it)."""
+    try:
+        import orjson
+    except ImportError:
+        return json.loads(raw, parse_constant=_reject_constant)
+    return orjson.loads(raw)
+
+
 def decode_batch(payload: bytes, max_bytes: int = MAX_BATCH_BYTES) -> TelemetryBatch:
     """Parse a (gzip-compressed or plain) JSON batch, refusing more than ``max_bytes`` once
     decompressed.
+
+    Raises:
+        BatchDecodeError: not gzip/JSON, too large, or an envelope that does not validate.
+    """
+    return decode_batch_checked(payload, max_bytes)[0]
+
+
+def decode_batch_checked(
+    payload: bytes, max_bytes: int = MAX_BATCH_BYTES
+) -> tuple[TelemetryBatch, bool]:
+    """``decode_batch``, and whether the payload was strict JSON (no NaN or Infinity anywhere,
+    so no record body needs checking for them).
 
     Raises:
         BatchDecodeError: not gzip/JSON, too large, or an envelope that does not validate.
@@ -222,10 +247,16 @@ def decode_batch(payload: bytes, max_bytes: int = MAX_BATCH_BYTES) -> TelemetryB
             raise BatchDecodeError(f"payload is not valid gzip: {exc}") from None
     if len(raw) > max_bytes:
         raise BatchDecodeError(f"batch is larger than {max_bytes} bytes decompressed")
+    strict = True
     try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BatchDecodeError(f"payload is not JSON: {exc}") from None
+        data = _strict_loads(raw)
+    except (ValueError, RecursionError):
+        # NaN/Infinity (dead-lettered per record by the hub), or beyond the fast parser.
+        strict = False
+        try:
+            data = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            raise BatchDecodeError(f"payload is not JSON: {exc}") from None
     batch_id = data.get("batch_id") if isinstance(data, dict) else None
     if not isinstance(batch_id, str):
         batch_id = None
@@ -236,7 +267,7 @@ def decode_batch(payload: bytes, max_bytes: int = MAX_BATCH_BYTES) -> TelemetryB
             batch_id,
         )
     try:
-        return TelemetryBatch.model_validate(data)
+        return TelemetryBatch.model_validate(data), strict
     except ValidationError as exc:
         reason = f"batch envelope does not validate: {_short(exc)}"
         raise BatchDecodeError(reason, batch_id) from None

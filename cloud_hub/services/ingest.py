@@ -84,14 +84,18 @@ class _NewRecords:
         self.dead: list[DeadLetterNotice] = []
 
 
-def ingest_batch(conn: Connection, batch: TelemetryBatch, received_at: float) -> BatchAck:
+def ingest_batch(
+    conn: Connection, batch: TelemetryBatch, received_at: float, *, strict_json: bool = False
+) -> BatchAck:
     """Apply ``batch`` on ``conn`` (inside the caller's transaction) and return its ack.
 
     The caller must commit before sending the ack. ``received_at`` is UNIX seconds (hub clock).
+    ``strict_json``: the payload was parsed as strict JSON, so no body holds NaN or Infinity
+    and the per-record check for them is skipped.
     """
     new = _claim(conn, batch, received_at)
     duplicates = [r.seq for r in batch.records if r.seq not in new]
-    got = _sort_new(batch, new, received_at)
+    got = _sort_new(batch, new, received_at, strict_json)
 
     folded_rollups, dead = fold(got.rollups, ROLLUP_BUCKETS.key, merge_rollups)
     got.dead += dead
@@ -150,14 +154,17 @@ def _claim(conn: Connection, batch: TelemetryBatch, received_at: float) -> set[i
     return {int(s) for s in conn.execute(stmt, rows).scalars()}
 
 
-def _sort_new(batch: TelemetryBatch, new: set[int], received_at: float) -> _NewRecords:
+def _sort_new(
+    batch: TelemetryBatch, new: set[int], received_at: float, strict_json: bool
+) -> _NewRecords:
     """Parse the new records and sort them by kind; unparsable ones become notices."""
     got = _NewRecords()
     for rec in batch.records:
         if rec.seq not in new:
             continue
         try:
-            json.dumps(rec.body, allow_nan=False)
+            if not strict_json:
+                json.dumps(rec.body, allow_nan=False)
         except ValueError:
             reason = "body holds a non-finite number (NaN or Infinity)"
             got.dead.append(DeadLetterNotice(seq=rec.seq, reason=reason))

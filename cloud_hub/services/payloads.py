@@ -15,7 +15,13 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from cloud_hub.services.dead_letters import store_payload_dead_letter
 from cloud_hub.services.ingest import ingest_batch
-from common.sync import MAX_BATCH_BYTES, BatchAck, BatchDecodeError, BatchRejected, decode_batch
+from common.sync import (
+    MAX_BATCH_BYTES,
+    BatchAck,
+    BatchDecodeError,
+    BatchRejected,
+    decode_batch_checked,
+)
 from common.topics import DeviceTopics
 
 log = logging.getLogger(__name__)
@@ -46,7 +52,7 @@ def ingest_payload(
         sqlalchemy.exc.OperationalError: the database is unreachable (nothing was committed).
     """
     try:
-        batch = decode_batch(payload, max_batch_bytes)
+        batch, strict_json = decode_batch_checked(payload, max_batch_bytes)
     except BatchDecodeError as exc:
         return reject_payload(engine, payload, exc.reason, received_at, exc.batch_id, source)
     if source is not None and (source.store_id, source.device_id) != (
@@ -61,7 +67,7 @@ def ingest_payload(
     for attempt in range(1, DEADLOCK_RETRIES + 1):
         try:
             with engine.begin() as conn:
-                ack = ingest_batch(conn, batch, received_at)
+                ack = ingest_batch(conn, batch, received_at, strict_json=strict_json)
             return ack
         except (DataError, IntegrityError, OverflowError) as exc:
             # A value the database cannot hold (a seq beyond BIGINT, say). Retrying cannot
