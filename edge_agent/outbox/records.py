@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
@@ -105,6 +106,13 @@ def compress(raw: bytes, codec: Codec) -> bytes:
     return c.compress(raw) + c.flush()
 
 
+_loads: Callable[[bytes], Any]
+try:  # orjson: several times faster on the drain of a long backlog; json otherwise
+    from orjson import loads as _loads
+except ImportError:  # pragma: no cover - orjson is in the edge extra
+    _loads = json.loads
+
+
 def decode(blob: bytes, codec: int) -> dict[str, Any]:
     """The JSON object a row stores.
 
@@ -121,7 +129,7 @@ def decode(blob: bytes, codec: int) -> dict[str, Any]:
             raise ValueError(f"body does not decompress: {exc}") from None
     else:
         raise ValueError(f"unknown body codec {codec} (written by a newer edge agent?)")
-    value = json.loads(raw)
+    value = _loads(raw)
     if not isinstance(value, dict):
         raise ValueError(f"body is JSON {type(value).__name__}, not an object")
     return value

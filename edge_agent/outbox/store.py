@@ -325,6 +325,14 @@ class Outbox:
         Raises:
             OutboxError: a stored body cannot be decoded (the message names its seq).
         """
+        return self.pending_sized(limit, max_bytes)[0]
+
+    def pending_sized(self, limit: int, max_bytes: int) -> tuple[list[SyncRecord], int]:
+        """``pending``, and the JSON bytes of those records' bodies.
+
+        Raises:
+            OutboxError: a stored body cannot be decoded (the message names its seq).
+        """
         if limit < 1:
             raise ValueError(f"limit must be >= 1, got {limit}")
         try:
@@ -339,9 +347,9 @@ class Outbox:
         out: list[SyncRecord] = []
         total = 0
         for seq, kind, created_at, codec, json_size, body in rows:
-            total += json_size
-            if out and total > max_bytes:
+            if out and total + json_size > max_bytes:
                 break
+            total += json_size
             try:
                 decoded = decode(body, codec)
             except ValueError as exc:
@@ -349,7 +357,7 @@ class Outbox:
                     f"outbox {self.path}: record seq {seq} is unreadable: {exc}"
                 ) from exc
             out.append(SyncRecord(seq=seq, kind=kind, created_at=created_at, body=decoded))
-        return out
+        return out, total
 
     def stats(self, now: float) -> OutboxStats:
         """Counts and sizes at UNIX time ``now`` (for health reports and the CLI)."""

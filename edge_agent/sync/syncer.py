@@ -127,10 +127,10 @@ class Syncer:
                 is isolated.
             OutboxError: the outbox cannot be read or written.
         """
-        records = self.outbox.pending(self._limit, self.batch_bytes)
+        records, json_bytes = self.outbox.pending_sized(self._limit, self.batch_bytes)
         if not records:
             return SyncResult()
-        batch = self._batch(records)
+        batch = self._batch(records, json_bytes)
         try:
             ack = self.transport.send(batch)
         except BatchRejectedError as exc:
@@ -141,8 +141,9 @@ class Syncer:
         self.totals = self.totals + result
         return result
 
-    def _batch(self, records: list[SyncRecord]) -> TelemetryBatch:
-        """A batch of the first of ``records``, halved until its payload is small enough."""
+    def _batch(self, records: list[SyncRecord], json_bytes: int | None = None) -> TelemetryBatch:
+        """A batch of the first of ``records`` (whose bodies are ``json_bytes`` of JSON, when
+        known), halved until its payload is small enough."""
         while True:
             batch = TelemetryBatch(
                 batch_id=uuid.uuid4().hex,
@@ -151,7 +152,12 @@ class Syncer:
                 sent_at=self.clock(),
                 records=records,
             )
-            if len(records) == 1 or self._estimate(records) <= TARGET_COMPRESSED_BYTES:
+            if json_bytes is not None:  # gzip never grows JSON by more than ~0.1 %
+                bound = int((json_bytes + len(records) * _RECORD_ENVELOPE_BYTES) * 1.002) + 64
+                json_bytes = None  # unknown once halved
+            else:
+                bound = self._estimate(records)
+            if len(records) == 1 or bound <= TARGET_COMPRESSED_BYTES:
                 return batch
             if len(encode_batch(batch)) <= TARGET_COMPRESSED_BYTES:
                 return batch
