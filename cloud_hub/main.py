@@ -78,7 +78,8 @@ def create_app(settings: HubSettings) -> FastAPI:
 
     app = FastAPI(
         title="Retail CV hub",
-        description="HQ hub: telemetry ingest from store edge agents.",
+        description="HQ hub: telemetry ingest from store edge agents, and the HQ read API "
+        "(stores, analytics, inventory) behind API keys; see docs/api.md.",
         version="0.1.0",
         lifespan=lifespan,
     )

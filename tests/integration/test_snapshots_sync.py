@@ -84,7 +84,17 @@ def test_alert_snapshot_and_heatmap_reach_the_hub_faceless_and_expire(
         synced = json.loads(_run("edge_agent.cli", "sync", "--config", config, "--timeout", "120"))
         assert synced["delivered"] == report["records_appended"] and synced["dead_lettered"] == 0
 
-        page = httpx.get(f"{hub.url}/api/v1/snapshots", params={"store_id": "s1"}).json()
+        admin = _run(
+            "cloud_hub.cli", "admin", "create-key", "--role", "hq_admin", "--database-url", db
+        ).strip()
+        other = _run(
+            "cloud_hub.cli", "admin", "create-key", "--role", "store_manager", "--store", "s2",
+            "--database-url", db,
+        ).strip()  # fmt: skip
+        api = httpx.Client(base_url=hub.url, headers={"Authorization": f"Bearer {admin}"})
+        outsider = httpx.Client(base_url=hub.url, headers={"Authorization": f"Bearer {other}"})
+        assert httpx.get(f"{hub.url}/api/v1/snapshots").status_code == 401
+        page = api.get("/api/v1/snapshots", params={"store_id": "s1"}).json()
         kinds = sorted((s["purpose"], s["alert_rule"]) for s in page["items"])
         assert kinds == [("alert_snapshot", "crowd"), ("heatmap", None)]
         auditor = RetinaFaceAuditor(assets / "models/face/retinaface_mobilenet0.25.onnx")
@@ -95,7 +105,8 @@ def test_alert_snapshot_and_heatmap_reach_the_hub_faceless_and_expire(
         assert (original_scores >= FACE_FOUND).sum() >= 2  # the footage does show faces
         for s in page["items"]:
             assert two_days_ago <= s["taken_at"] < two_days_ago + 10
-            r = httpx.get(hub.url + s["image_url"])
+            assert outsider.get(s["image_url"]).status_code == 404  # another store's manager
+            r = api.get(s["image_url"])
             assert r.status_code == 200 and r.headers["content-type"] == s["media_type"]
             assert hashlib.sha256(r.content).hexdigest() == s["sha256"] and len(r.content) < 2**18
             image = cv2.imdecode(np.frombuffer(r.content, np.uint8), cv2.IMREAD_COLOR)
@@ -103,6 +114,8 @@ def test_alert_snapshot_and_heatmap_reach_the_hub_faceless_and_expire(
             _, scores = auditor.detect(image)
             assert scores.max(initial=0.0) < FACE_FOUND, (s["purpose"], scores.max())
         alert = next(s for s in page["items"] if s["purpose"] == "alert_snapshot")
+        assert outsider.get("/api/v1/snapshots", params={"store_id": "s1"}).status_code == 404
+        assert outsider.get("/api/v1/snapshots").json()["total"] == 0
         assert alert["faces_blurred"] + alert["heads_blurred"] >= 4  # the four sitting people
 
         # Retention: a 30-day period keeps them, a 1-day period deletes both.
@@ -112,8 +125,8 @@ def test_alert_snapshot_and_heatmap_reach_the_hub_faceless_and_expire(
             _run("cloud_hub.cli", "retention", "--database-url", db, "--snapshot-days", "1")
         )
         assert gone["snapshots_deleted"] == 2
-        assert httpx.get(hub.url + alert["image_url"]).status_code == 404
-        assert httpx.get(f"{hub.url}/api/v1/snapshots").json()["total"] == 0
+        assert api.get(alert["image_url"]).status_code == 404
+        assert api.get("/api/v1/snapshots").json()["total"] == 0
     finally:
         hub.stop()
 

@@ -12,6 +12,7 @@ from fastapi import APIRouter, HTTPException, Query, Response
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
+from cloud_hub.api.auth import STORE_RESPONSES, AnalyticsReader
 from cloud_hub.api.deps import EngineDep
 from cloud_hub.services.snapshots import (
     SnapshotImage,
@@ -23,8 +24,9 @@ from cloud_hub.services.snapshots import (
 router = APIRouter(prefix="/snapshots", tags=["snapshots"])
 
 
-@router.get("", response_model=SnapshotPage)
+@router.get("", response_model=SnapshotPage, responses=STORE_RESPONSES)
 async def snapshots(
+    caller: AnalyticsReader,
     engine: EngineDep,
     store_id: str | None = None,
     camera_id: str | None = None,
@@ -34,13 +36,20 @@ async def snapshots(
     limit: int = Query(50, ge=1, le=500),
     offset: int = Query(0, ge=0),
 ) -> SnapshotPage:
-    """Snapshots newest first, filtered by store, camera, purpose and time."""
+    """Snapshots of the key's stores, newest first, filtered by store, camera, purpose and
+    time (404 for a store outside the key's scope)."""
+    if store_id is not None and not caller.sees(store_id):
+        raise HTTPException(404, f"store {store_id!r} not found")
+    if store_id is not None:
+        scope: list[str] | None = [store_id]
+    else:
+        scope = None if caller.store_ids is None else sorted(caller.store_ids)
 
     def read(e: Engine) -> SnapshotPage:
         with e.connect() as conn:
             return list_snapshots(
                 conn,
-                store_ids=None if store_id is None else [store_id],
+                store_ids=scope,
                 camera_id=camera_id,
                 purpose=purpose,
                 start=start,
@@ -57,10 +66,13 @@ async def snapshots(
     response_class=Response,
     responses={
         200: {"content": {"image/jpeg": {}, "image/png": {}}, "description": "the image"},
-        404: {"description": "no such snapshot (or deleted by retention)"},
+        **{k: v for k, v in STORE_RESPONSES.items() if k != 404},
+        404: {"description": "no such snapshot (deleted by retention, or another store's)"},
     },
 )
-async def snapshot_image(device_id: str, seq: int, engine: EngineDep) -> Response:
+async def snapshot_image(
+    device_id: str, seq: int, caller: AnalyticsReader, engine: EngineDep
+) -> Response:
     """One snapshot's image bytes, with its sha256 as the ETag."""
 
     def read(e: Engine) -> tuple[str, SnapshotImage] | None:
@@ -68,7 +80,7 @@ async def snapshot_image(device_id: str, seq: int, engine: EngineDep) -> Respons
             return read_snapshot(conn, device_id, seq)
 
     found = await run_in_threadpool(read, engine)
-    if found is None:
+    if found is None or not caller.sees(found[0]):
         raise HTTPException(404, f"no snapshot {device_id}/{seq}")
     image = found[1]
     return Response(

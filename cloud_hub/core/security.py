@@ -1,0 +1,79 @@
+"""API keys and roles: who may read or change what. Pure: no database, no clock.
+
+A key is ``rcv_`` followed by 32 random bytes, URL-safe base64 (43 characters): 256 bits of
+entropy. The hub stores only its SHA-256 (hex). A slow password hash (bcrypt, argon2) protects
+*guessable* secrets against offline guessing; a 256-bit random key cannot be guessed, so one
+SHA-256 is as strong here, costs microseconds per request instead of tens of milliseconds, and
+lets the hub find a key by an indexed equality lookup on the hash (no per-key salt needed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from enum import StrEnum
+
+KEY_PREFIX = "rcv_"
+KEY_RANDOM_BYTES = 32
+SHOWN_PREFIX_CHARS = len(KEY_PREFIX) + 6  # what ``list-keys`` shows to recognise a key
+
+
+class Role(StrEnum):
+    """What a key's holder is."""
+
+    HQ_ADMIN = "hq_admin"  # every store, read and write
+    STORE_MANAGER = "store_manager"  # the listed stores, read
+    INTEGRATOR = "integrator"  # analytics of the listed stores (or of all, if so created), read
+
+
+class Permission(StrEnum):
+    """What a route needs, independently of which store it is about."""
+
+    STORES_READ = "stores:read"
+    STORES_WRITE = "stores:write"
+    ANALYTICS_READ = "analytics:read"
+    INVENTORY_READ = "inventory:read"
+
+
+ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.HQ_ADMIN: frozenset(Permission),
+    Role.STORE_MANAGER: frozenset(
+        {Permission.STORES_READ, Permission.ANALYTICS_READ, Permission.INVENTORY_READ}
+    ),
+    # Integrators read analytics; the store list (ids, names, time zones) comes with it
+    # because analytics buckets are only meaningful with the store's time zone.
+    Role.INTEGRATOR: frozenset({Permission.STORES_READ, Permission.ANALYTICS_READ}),
+}
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The holder of a valid (known, unrevoked) API key.
+
+    ``store_ids`` is None for a key that sees every store (HQ admins, integrators created with
+    ``--all-stores``), else the stores it may see.
+    """
+
+    key_id: int
+    name: str
+    role: Role
+    store_ids: frozenset[str] | None
+
+    def may(self, permission: Permission) -> bool:
+        """Whether the role grants ``permission``."""
+        return permission in ROLE_PERMISSIONS[self.role]
+
+    def sees(self, store_id: str) -> bool:
+        """Whether ``store_id`` is within the key's stores."""
+        return self.store_ids is None or store_id in self.store_ids
+
+
+def generate_api_key() -> str:
+    """A new random API key (``rcv_`` + 43 URL-safe characters, 256 bits)."""
+    return KEY_PREFIX + secrets.token_urlsafe(KEY_RANDOM_BYTES)
+
+
+def hash_api_key(key: str) -> str:
+    """SHA-256 hex digest of ``key``: what the hub stores and looks keys up by."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
