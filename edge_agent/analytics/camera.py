@@ -284,7 +284,7 @@ class CameraAnalytics:
 
     def _on_queue_frame(self, zid: str, length: int, t_s: float, out: AnalyticsOutput) -> None:
         est = self.queues[zid]
-        est.observe(t_s)
+        est.observe(t_s, length)
         wait = est.expected_wait(length, t_s)
         qs = self._summary.queues[zid]
         qs.max_length = max(qs.max_length, length)
