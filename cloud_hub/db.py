@@ -56,19 +56,28 @@ def create_hub_engine(database_url: str, *, pool_size: int = 5) -> Engine:
     )
 
 
+def _orjson_dumps(value: object) -> str:
+    import orjson
+
+    return orjson.dumps(value).decode()
+
+
+def _orjson_loads(text: str | bytes) -> Any:
+    import orjson
+
+    return orjson.loads(text)
+
+
 def _json_codec() -> dict[str, Any]:
     """orjson for the JSON columns (heatmap grids, histograms, event payloads): several times
     faster than the standard library on ingest. Bodies holding NaN or Infinity never get here
-    (the ingest dead-letters them)."""
+    (the ingest dead-letters them). Module-level functions, not closures: psycopg keeps one
+    adapter per function and warns that a new closure per engine would leak them."""
     try:
-        import orjson
+        import orjson  # noqa: F401
     except ImportError:
         return {}
-
-    def dumps(value: object) -> str:
-        return orjson.dumps(value).decode()
-
-    return {"json_serializer": dumps, "json_deserializer": orjson.loads}
+    return {"json_serializer": _orjson_dumps, "json_deserializer": _orjson_loads}
 
 
 def ping(engine: Engine) -> None:
