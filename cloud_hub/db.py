@@ -9,6 +9,7 @@ lock. On PostgreSQL the ingest service locks the rows it merges (``SELECT ... FO
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, make_url, text
@@ -56,9 +57,12 @@ def create_hub_engine(database_url: str, *, pool_size: int = 5) -> Engine:
     )
 
 
-def _orjson_dumps(value: object) -> str:
-    import orjson
-
+def orjson_dumps(value: object) -> str:
+    """JSON text of ``value`` (orjson when installed)."""
+    try:
+        import orjson
+    except ImportError:
+        return json.dumps(value)
     return orjson.dumps(value).decode()
 
 
@@ -77,7 +81,7 @@ def _json_codec() -> dict[str, Any]:
         import orjson  # noqa: F401
     except ImportError:
         return {}
-    return {"json_serializer": _orjson_dumps, "json_deserializer": _orjson_loads}
+    return {"json_serializer": orjson_dumps, "json_deserializer": _orjson_loads}
 
 
 def ping(engine: Engine) -> None:

@@ -24,7 +24,7 @@ from sqlalchemy import Row, Table, and_, bindparam, select, tuple_, update
 from sqlalchemy.engine import Connection
 
 from cloud_hub.services.merge import Folded, MergeConflict
-from cloud_hub.services.sql import lock_order, upsert
+from cloud_hub.services.sql import insert_rows, lock_order
 from common.sync import DeadLetterNotice
 from common.telemetry import HeatmapRollup, Rollup, RollupKind
 
@@ -59,11 +59,8 @@ def apply_buckets(
     table = spec.table
     pk = list(table.primary_key.columns)
     keys = sorted(folded)
-    stmt = upsert(conn, table).on_conflict_do_nothing(index_elements=pk).returning(*pk)
-    inserted = {
-        tuple(r)
-        for r in conn.execute(stmt, [spec.to_row(folded[k].value, updated_at) for k in keys])
-    }
+    candidates = [spec.to_row(folded[k].value, updated_at) for k in keys]
+    inserted = set(insert_rows(conn, table, candidates, skip_conflicts_on=pk, returning=pk))
     existing = [k for k in keys if k not in inserted]
     if not existing:
         return []

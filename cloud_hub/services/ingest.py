@@ -19,7 +19,6 @@ import json
 import logging
 from typing import Any
 
-from sqlalchemy import insert
 from sqlalchemy.engine import Connection
 
 from cloud_hub.models import (
@@ -41,7 +40,7 @@ from cloud_hub.services.buckets import (
 )
 from cloud_hub.services.dead_letters import earlier_dead_letters, store_record_dead_letters
 from cloud_hub.services.merge import fold, merge_heatmaps, merge_rollups
-from cloud_hub.services.sql import greatest, upsert
+from cloud_hub.services.sql import greatest, insert_rows, upsert
 from cloud_hub.services.stores import ensure_store
 from common.sync import (
     BatchAck,
@@ -104,11 +103,11 @@ def ingest_batch(
     got.dead += dead
     got.dead += apply_buckets(conn, HEATMAP_BUCKETS, folded_heatmaps, received_at)
     if got.events:
-        conn.execute(insert(EVENTS), got.events)
+        insert_rows(conn, EVENTS, got.events)
     if got.drops:
-        conn.execute(insert(OUTBOX_DROPS), got.drops)
+        insert_rows(conn, OUTBOX_DROPS, got.drops)
     if got.snapshots:
-        conn.execute(insert(SNAPSHOTS), got.snapshots)
+        insert_rows(conn, SNAPSHOTS, got.snapshots)
     got.dead.sort(key=lambda n: n.seq)
     store_record_dead_letters(conn, batch, got.dead, received_at)
     earlier = earlier_dead_letters(conn, batch.device_id, duplicates)
@@ -136,11 +135,6 @@ def _claim(conn: Connection, batch: TelemetryBatch, received_at: float) -> set[i
     if not batch.records:
         return set()
     c = RECEIVED.c
-    stmt = (
-        upsert(conn, RECEIVED)
-        .on_conflict_do_nothing(index_elements=[c.device_id, c.seq])
-        .returning(c.seq)
-    )
     rows = [
         {
             "device_id": batch.device_id,
@@ -151,7 +145,10 @@ def _claim(conn: Connection, batch: TelemetryBatch, received_at: float) -> set[i
         }
         for r in batch.records
     ]
-    return {int(s) for s in conn.execute(stmt, rows).scalars()}
+    claimed = insert_rows(
+        conn, RECEIVED, rows, skip_conflicts_on=[c.device_id, c.seq], returning=[c.seq]
+    )
+    return {int(r[0]) for r in claimed}
 
 
 def _sort_new(
