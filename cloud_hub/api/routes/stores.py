@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from cloud_hub.api.auth import (
     AUTH_RESPONSES,
     STORE_RESPONSES,
+    ErrorDetail,
     StoresReader,
     StoresWriter,
     visible_store,
@@ -48,7 +49,11 @@ async def store(store_id: StoreIdPath, caller: StoresReader, engine: EngineDep) 
 @router.put(
     "/{store_id}",
     response_model=StoreOut,
-    responses={**AUTH_RESPONSES, 201: {"model": StoreOut, "description": "store created"}},
+    responses={
+        **AUTH_RESPONSES,
+        201: {"model": StoreOut, "description": "store created"},
+        400: {"model": ErrorDetail, "description": "the body is not JSON"},
+    },
 )
 async def set_store(
     store_id: StoreIdPath,
