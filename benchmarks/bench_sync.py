@@ -381,7 +381,7 @@ def main() -> None:
     for name, (rate, cpu_k) in ingest.items():
         lines.append(
             f"| ingest worker into {name}, until the last ack | {rate:,.0f} | {cpu_k:.3f} | "
-            f"{rate / raw:.2f} |"
+            f"{rate / raw:.4f} (1/{raw / rate:,.0f}) |"
         )
     per_day = n / args.days / 86400 * 60  # records per minute, whole store
     store_minute_cpu_ms = live_ms * args.cameras
