@@ -89,19 +89,23 @@ class CameraSnapshots:
     ) -> list[ImageRecord]:
         """One analysed frame at media time ``t_s`` (s), UNIX time ``unix_s``, with its
         detections, tracks and analytics events; returns the images released for it."""
-        people_xyxy = person_boxes(detections, tracks, self.gate.settings.person_min_confidence)
-        out: list[ImageRecord] = []
         alerts = [
             e.payload.rule_id
             for e in events
             if e.kind == EventKind.ALERT_RAISED and isinstance(e.payload, AlertPayload)
         ]
+        sample = self.sample_every_s is not None and (
+            self._next_sample is None or t_s >= self._next_sample
+        )
+        if not (alerts or sample or self.background.due(t_s)):
+            return []  # most frames: nothing to release or sample, no work
+        people_xyxy = person_boxes(detections, tracks, self.gate.settings.person_min_confidence)
+        out: list[ImageRecord] = []
         for rule in alerts:
             safe = self.gate.release(image_bgr, people_xyxy, ImagePurpose.ALERT_SNAPSHOT)
             out += self._put(safe_image=safe, unix_s=unix_s, alert_rule=rule)
-        if self.sample_every_s is not None and (
-            self._next_sample is None or t_s >= self._next_sample
-        ):
+        if sample:
+            assert self.sample_every_s is not None
             self._next_sample = t_s + self.sample_every_s
             safe = self.gate.release(image_bgr, people_xyxy, ImagePurpose.SAMPLE)
             out += self._put(safe_image=safe, unix_s=unix_s)
