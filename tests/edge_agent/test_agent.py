@@ -94,9 +94,11 @@ def test_run_puts_records_and_gated_snapshots_in_the_outbox(tmp_path: Path, asse
                 "id": "classroom",
                 "source": str(assets / "videos/classroom.gif"),
                 "fps": 5,
+                # The gif loops; a tracker gap at the loop could clear the alert and raise it
+                # again: the cooldown keeps it to one raise in this run.
                 "alerts": [
                     {"id": "crowd", "metric": "people", "target": "classroom", "op": ">=",
-                     "threshold": 2}
+                     "threshold": 2, "cooldown_s": 3600}
                 ],
             }
         ],
