@@ -9,9 +9,9 @@ lock. On PostgreSQL the ingest service locks the rows it merges (``SELECT ... FO
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine.interfaces import DBAPIConnection
@@ -58,18 +58,8 @@ def create_hub_engine(database_url: str, *, pool_size: int = 5) -> Engine:
 
 
 def orjson_dumps(value: object) -> str:
-    """JSON text of ``value`` (orjson when installed)."""
-    try:
-        import orjson
-    except ImportError:
-        return json.dumps(value)
+    """JSON text of ``value``."""
     return orjson.dumps(value).decode()
-
-
-def _orjson_loads(text: str | bytes) -> Any:
-    import orjson
-
-    return orjson.loads(text)
 
 
 def _json_codec() -> dict[str, Any]:
@@ -77,11 +67,7 @@ def _json_codec() -> dict[str, Any]:
     faster than the standard library on ingest. Bodies holding NaN or Infinity never get here
     (the ingest dead-letters them). Module-level functions, not closures: psycopg keeps one
     adapter per function and warns that a new closure per engine would leak them."""
-    try:
-        import orjson  # noqa: F401
-    except ImportError:
-        return {}
-    return {"json_serializer": orjson_dumps, "json_deserializer": _orjson_loads}
+    return {"json_serializer": orjson_dumps, "json_deserializer": orjson.loads}
 
 
 def ping(engine: Engine) -> None:

@@ -26,6 +26,11 @@ import json
 from enum import StrEnum
 from typing import Any, Literal
 
+try:  # in the hub and edge extras; common/ itself needs only pydantic
+    import orjson
+except ImportError:  # pragma: no cover
+    orjson = None  # type: ignore[assignment]
+
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from common.telemetry import AnalyticsEvent, HeatmapRollup, Rollup, Snapshot
@@ -211,10 +216,8 @@ def _reject_constant(name: str) -> float:
 
 
 def _strict_loads(raw: bytes) -> Any:
-    """JSON without NaN / Infinity (orjson when installed: the hub's extra has it)."""
-    try:
-        import orjson
-    except ImportError:
+    """JSON without NaN / Infinity (orjson when installed: the hub and edge extras have it)."""
+    if orjson is None:
         return json.loads(raw, parse_constant=_reject_constant)
     return orjson.loads(raw)
 

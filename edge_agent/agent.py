@@ -18,7 +18,7 @@ from edge_agent.analytics.camera import AnalyticsOutput, CameraAnalytics
 from edge_agent.config import CameraConfig, StoreConfig
 from edge_agent.detect.detections import Detections
 from edge_agent.detect.detector import Detector
-from edge_agent.outbox.records import OutboxBody
+from edge_agent.feed import OutboxFeed
 from edge_agent.outbox.store import Outbox
 from edge_agent.privacy import CameraSnapshots, OutboxImageSink, PrivacyGate, PrivacySettings
 from edge_agent.sources.camera_reader import CameraReader
@@ -124,9 +124,8 @@ class EdgeAgent:
         self.config = config
         self.detector = detector
         self.on_tracks = on_tracks
-        self.outbox = outbox
         self.on_records = on_records
-        self.records_appended = 0
+        self._feed = OutboxFeed(outbox, on_records) if outbox is not None else None
         cams = [c for c in config.cameras if c.enabled]
         self.readers = {
             c.id: CameraReader(c.id, c.source, target_fps=c.fps, loop=loop_files) for c in cams
@@ -144,7 +143,7 @@ class EdgeAgent:
                 c,
                 ByteTracker(config.tracker, frame_rate=c.fps),
                 CameraAnalytics(c, store_id=config.store_id, camera_id=c.id, epoch_start_s=epoch),
-                self._keep if outbox is not None else None,
+                self._feed.analytics if self._feed is not None else None,
                 self._snapshots(c.id),
                 config.privacy.heatmap_image_every_s,
             )
@@ -168,23 +167,15 @@ class EdgeAgent:
         )
 
     def _snapshots(self, camera_id: str) -> CameraSnapshots | None:
-        if self._gate is None or self.outbox is None:
+        if self._gate is None or self._feed is None:
             return None
-        sink = OutboxImageSink(self.outbox, self._snapshot_appended)
+        sink = OutboxImageSink(self._feed.outbox, self._feed.snapshot_appended)
         return CameraSnapshots(self._gate, sink, store_id=self.config.store_id, camera_id=camera_id)
 
-    def _snapshot_appended(self) -> None:
-        self.records_appended += 1
-        if self.on_records is not None:
-            self.on_records()
-
-    def _keep(self, out: AnalyticsOutput) -> None:
-        assert self.outbox is not None
-        records: list[OutboxBody] = [*out.events, *out.rollups, *out.heatmaps]
-        if records:
-            self.records_appended += len(self.outbox.append(records, time.time()))
-            if self.on_records is not None:
-                self.on_records()
+    @property
+    def records_appended(self) -> int:
+        """Records (analytics and gated snapshots) appended to the outbox since start."""
+        return self._feed.appended if self._feed is not None else 0
 
     def request_stop(self) -> None:
         """Ask the loop to end after the current step (safe from a signal handler)."""

@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, Field
 
-from edge_agent.analytics.camera import AnalyticsOutput, CameraAnalytics
+from edge_agent.analytics.camera import CameraAnalytics
 from edge_agent.config import CameraConfig, StoreConfig
 from edge_agent.detect.detector import Detector, DetectorSettings
-from edge_agent.outbox.records import OutboxBody
+from edge_agent.feed import OutboxFeed
 from edge_agent.outbox.store import Outbox
 from edge_agent.privacy import PrivacySettings, export_snapshots
 from edge_agent.sources.file_source import FileSource
@@ -205,21 +205,7 @@ def process_video(
     analytics = CameraAnalytics(
         camera, store_id=config.store_id, camera_id=camera.id, epoch_start_s=epoch
     )
-    appended = 0
-
-    def keep(out: AnalyticsOutput) -> None:
-        nonlocal appended
-        records: list[OutboxBody] = [*out.events, *out.rollups, *out.heatmaps]
-        if outbox is not None and records:
-            appended += len(outbox.append(records, time.time()))
-            if on_records is not None:
-                on_records()
-
-    def snapshot_appended() -> None:
-        nonlocal appended
-        appended += 1
-        if on_records is not None:
-            on_records()
+    feed = OutboxFeed(outbox, on_records) if outbox is not None else None
 
     snapshots = None
     to_outbox = outbox is not None and privacy is not None and privacy.face_model is not None
@@ -233,7 +219,7 @@ def process_video(
             camera_id=camera.id,
             sample_every_s=snapshot_every_s,
             outbox=outbox if to_outbox else None,
-            on_append=snapshot_appended,
+            on_append=feed.snapshot_appended if feed is not None else None,
         )
     events = rollups = 0
     log_tracks = _TrackLog()
@@ -248,7 +234,8 @@ def process_video(
             out = analytics.update(tracks, frame.media_time_s, frame.width, frame.height)
             events += len(out.events)
             rollups += len(out.rollups)
-            keep(out)
+            if feed is not None:
+                feed.analytics(out)
             log_tracks.add(frame.index + 1, tracks.xyxy, tracks.confidence, tracks.track_id)
             if snapshots is not None:
                 t = frame.media_time_s
@@ -261,7 +248,8 @@ def process_video(
     final = analytics.flush(last_t + frame_period)
     events += len(final.events)
     rollups += len(final.rollups)
-    keep(final)
+    if feed is not None:
+        feed.analytics(final)
     if snapshots is not None:
         snapshots.finish(analytics.heatmap_counts(), analytics.unix(last_t + frame_period))
     summary = analytics.summary().model_dump(by_alias=True)
@@ -288,7 +276,7 @@ def process_video(
         events=events,
         rollups=rollups,
         images_exported=len(snapshots.released) if snapshots and export_dir else 0,
-        records_appended=appended,
+        records_appended=feed.appended if feed is not None else 0,
     )
 
 
