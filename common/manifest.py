@@ -1,7 +1,8 @@
 """The model manifest: everything the edge needs to run a model without guessing.
 
 A manifest travels beside the model file (``<model>.manifest.json`` or ``manifest.json`` in the
-bundle folder). The signed bundle format (model export issue) wraps exactly this model.
+bundle folder). In a signed bundle (``common.bundle``) it also lists the sha256 of every file
+(``files``) and names the one to load (``model_file``).
 """
 
 from __future__ import annotations
@@ -72,11 +73,26 @@ class ModelManifest(BaseModel):
     metrics: dict[str, float] = Field(default_factory=dict)
     created_at: datetime | None = None
     source: str | None = Field(None, description="where the weights came from, and licence")
+    model_file: str | None = Field(
+        None, description="in a bundle: the file to load (.onnx, or the OpenVINO .xml)"
+    )
+    files: dict[str, str] = Field(
+        default_factory=dict,
+        description="in a bundle: sha256 (hex) of every file but the manifest and its signature",
+    )
 
     @model_validator(mode="after")
     def _classes_not_empty(self) -> ModelManifest:
         if not self.classes:
             raise ValueError("classes must list at least one class name")
+        return self
+
+    @model_validator(mode="after")
+    def _model_file_listed(self) -> ModelManifest:
+        if self.files and (self.model_file is None or self.model_file not in self.files):
+            raise ValueError(
+                f"model_file {self.model_file!r} must be one of files {list(self.files)}"
+            )
         return self
 
     def class_index(self, name: str) -> int:

@@ -13,13 +13,16 @@ from typing import Literal, TypeVar
 import numpy as np
 import numpy.typing as npt
 
+from common.bundle import SIGNATURE_FILE
+from common.detection.decoders import decode, split_batch
+from common.detection.nms import nms
+from common.detection.preprocess import InputTransform, preprocess_into
 from common.manifest import ModelManifest
+from common.signing import TrustedKeys
 from edge_agent.detect.backends import InferenceBackend, Mode, open_backend
-from edge_agent.detect.decoders import decode, split_batch
+from edge_agent.detect.bundle import is_bundle, verified_bundle
 from edge_agent.detect.detections import Detections
 from edge_agent.detect.model_info import resolve_manifest
-from edge_agent.detect.nms import nms
-from edge_agent.detect.preprocess import InputTransform, preprocess_into
 from edge_agent.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -94,27 +97,64 @@ class Detector:
         providers: str | list[str] = "auto",
         device: str = "CPU",
         mode: Mode = "latency",
+        trusted_keys: Path | TrustedKeys | None = None,
     ) -> Detector:
-        """Load a model file, resolving its manifest (see ``model_info.resolve_manifest``).
+        """Load a model file, resolving its manifest (see ``model_info.resolve_manifest``),
+        or a signed bundle (folder or ``.tar``) verified against ``trusted_keys``.
 
+        With ``trusted_keys`` only a signed bundle loads, and only after its signature and
+        every file's sha256 check out (``detect.bundle``); its signed manifest is the one used.
         ``settings.max_batch`` > 1 asks for multi-camera batching; for a model whose batch
         axis is fixed at 1 the OpenVINO runtime is asked to make it dynamic, and the result is
         verified on load.
+
+        Raises:
+            ModelError: the model cannot be loaded; ``BundleRejected`` (a ModelError) when a
+                bundle fails verification.
         """
         settings = settings or DetectorSettings()
-        resolved = resolve_manifest(path, manifest)
-        backend = open_backend(
-            path,
-            runtime=runtime,
-            providers=providers,
-            device=device,
-            mode=mode,
-            batch=settings.max_batch,
-        )
-        detector = cls(resolved, backend, settings)
-        if settings.max_batch > 1 and backend.dynamic_batch:
-            detector._verify_batching()
-        return detector
+
+        def load(model_path: Path, resolved: ModelManifest) -> Detector:
+            backend = open_backend(
+                model_path,
+                runtime=runtime,
+                providers=providers,
+                device=device,
+                mode=mode,
+                batch=settings.max_batch,
+            )
+            detector = cls(resolved, backend, settings)
+            if settings.max_batch > 1 and backend.dynamic_batch:
+                detector._verify_batching()
+            return detector
+
+        if trusted_keys is None and not is_bundle(path):
+            if (path.parent / SIGNATURE_FILE).is_file():
+                log.warning(
+                    "model %s is part of a signed bundle but no trusted keys are configured: "
+                    "its signature is not checked (set model.trusted_keys and model.path to "
+                    "the bundle folder)",
+                    path,
+                )
+            return load(path, resolve_manifest(path, manifest))
+        if trusted_keys is None:
+            raise ModelError(
+                f"{path} is a model bundle: set model.trusted_keys to the folder of public keys "
+                "it may be signed with"
+            )
+        if not path.exists():
+            raise ModelError(f"model bundle not found: {path}")
+        if not is_bundle(path):
+            raise ModelError(
+                f"model.trusted_keys is set, so only signed bundles load, and {path} is not a "
+                "bundle folder or .tar archive (retail-export import wraps a model into one)"
+            )
+        if manifest is not None:
+            raise ModelError(
+                f"{path} is a signed bundle: its own manifest is used, remove model.manifest"
+            )
+        with verified_bundle(path, trusted_keys) as bundle:
+            return load(bundle.model_path, bundle.manifest)
 
     def _verify_batching(self) -> None:
         """Check that a batch of two different frames decodes like two single frames.

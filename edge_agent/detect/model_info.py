@@ -18,8 +18,8 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
+from common.catalog import KNOWN_MODELS, ultralytics_manifest
 from common.manifest import DecoderFamily, InputSpec, Letterbox, ModelManifest
-from edge_agent.detect.catalog import KNOWN_MODELS
 from edge_agent.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -37,24 +37,9 @@ def sha256_file(path: Path) -> str:
 def _ultralytics_manifest(
     name: str, imgsz: list[int], names: dict[int, str] | list[str], sha: str, dynamic: bool
 ) -> ModelManifest:
-    # Ultralytics exports document their own preprocessing: RGB, /255, centred letterbox, pad 114.
     classes = list(names.values()) if isinstance(names, dict) else list(names)
-    return ModelManifest(
-        name=name,
-        version="ultralytics",
-        family=DecoderFamily.YOLOV8,
-        input=InputSpec(
-            width=int(imgsz[1]),
-            height=int(imgsz[0]),
-            color="rgb",
-            scale=1 / 255,
-            letterbox=Letterbox.CENTER,
-            pad_value=114,
-            dynamic_batch=dynamic,
-        ),
-        classes=classes,
-        sha256=sha,
-        source="ultralytics export metadata",
+    return ultralytics_manifest(
+        name, int(imgsz[1]), int(imgsz[0]), classes, sha256=sha, dynamic_batch=dynamic
     )
 
 

@@ -1,0 +1,1 @@
+"""Signed model bundles: keys, signing, verification and ``retail-export import``."""

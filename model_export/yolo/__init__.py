@@ -1,0 +1,1 @@
+"""ONNX export of ultralytics YOLO models (``retail-export yolo``)."""
