@@ -1,7 +1,9 @@
 """``retail-export``: offline model tooling.
 
-Command groups: ``classifier`` (product recognition: train, eval, add-product). Signed model
-bundles (issue 6) are not built yet.
+Command groups: ``classifier`` (product recognition: train, eval, add-product), ``dataset``
+(training data: frames, export) and ``yolo`` (detector: export with FP16/INT8 variants,
+train, eval); ``quantize`` (FP16/INT8 variants of a bundle); signed model bundles: ``keys
+generate``, ``sign``, ``verify``, ``import``, ``pack``.
 """
 
 from __future__ import annotations
@@ -10,7 +12,11 @@ import argparse
 import logging
 import sys
 
+from model_export.bundle import cli as bundle_cli
 from model_export.classifier import cli as classifier_cli
+from model_export.dataset import cli as dataset_cli
+from model_export.quantize import cli as quantize_cli
+from model_export.yolo import cli as yolo_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,6 +25,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
     groups = parser.add_subparsers(dest="group", required=True)
     classifier_cli.add_parser(groups)
+    bundle_cli.add_parsers(groups)
+    yolo_cli.add_parser(groups)  # yolo export, and train/eval from training_cli
+    quantize_cli.add_parser(groups)
+    dataset_cli.add_parser(groups)
     return parser
 
 
@@ -31,6 +41,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.group == "classifier":
         return classifier_cli.run(args)
+    if args.group in (*bundle_cli.COMMANDS, "quantize"):
+        return bundle_cli.run(args)
+    if args.group == "dataset":
+        return dataset_cli.run(args)
+    if args.group == "yolo":
+        return yolo_cli.run(args)
     raise AssertionError(f"unhandled command group {args.group!r}")
 
 
