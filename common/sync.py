@@ -33,7 +33,7 @@ except ImportError:  # pragma: no cover
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from common.telemetry import AnalyticsEvent, HeatmapRollup, Rollup, Snapshot
+from common.telemetry import AnalyticsEvent, HeatmapRollup, Rollup, ShelfStatus, Snapshot
 
 SYNC_SCHEMA_VERSION: Literal[1] = 1
 MAX_BATCH_RECORDS = 5000
@@ -51,6 +51,7 @@ class RecordKind(StrEnum):
     EVENT = "event"  # common.telemetry.AnalyticsEvent (crossings, visits, alerts)
     OUTBOX_DROPPED = "outbox_dropped"  # OutboxDropped: what the edge's bounds policy discarded
     SNAPSHOT = "snapshot"  # common.telemetry.Snapshot: a gated image (alert snapshot, heatmap)
+    SHELF_STATUS = "shelf_status"  # common.telemetry.ShelfStatus: latest slot states of a shelf
 
 
 class OutboxDropped(BaseModel):
@@ -89,9 +90,10 @@ _BODY_MODEL: dict[RecordKind, type[BaseModel]] = {
     RecordKind.EVENT: AnalyticsEvent,
     RecordKind.OUTBOX_DROPPED: OutboxDropped,
     RecordKind.SNAPSHOT: Snapshot,
+    RecordKind.SHELF_STATUS: ShelfStatus,
 }
 
-RecordBody = Rollup | HeatmapRollup | AnalyticsEvent | OutboxDropped | Snapshot
+RecordBody = Rollup | HeatmapRollup | AnalyticsEvent | OutboxDropped | Snapshot | ShelfStatus
 
 
 class SyncRecord(BaseModel):
@@ -193,7 +195,7 @@ def parse_record_body(record: SyncRecord) -> RecordBody:
         body = model.model_validate(record.body)
     except ValidationError as exc:
         raise ValueError(f"{kind.value} body does not validate: {_short(exc)}") from None
-    assert isinstance(body, Rollup | HeatmapRollup | AnalyticsEvent | OutboxDropped | Snapshot)
+    assert isinstance(body, RecordBody)
     return body
 
 

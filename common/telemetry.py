@@ -49,6 +49,8 @@ class Metric(StrEnum):
     SERVED = "served"  # queue zone: people who left the queue (counter)
     QUEUE_WAIT_S = "queue_wait_s"  # queue zone: estimated wait for a joiner, per frame (samples)
     PEOPLE = "people"  # camera: confirmed people in view, sampled per frame
+    STOCK_LEVEL = "stock_level"  # shelf: fraction of its slots stocked (0-1), per frame
+    SHELF_OCCLUDED = "shelf_occluded"  # shelf: 1 on a frame a person hid it (skipped), else 0
 
 
 class RollupKind(StrEnum):
@@ -298,3 +300,73 @@ class Snapshot(BaseModel):
     def image_bytes(self) -> bytes:
         """The decoded image file."""
         return base64.b64decode(self.data_b64)
+
+
+class SlotReport(BaseModel):
+    """One slot of a shelf as the edge sees it after debouncing.
+
+    ``state`` is ``stocked`` or ``empty`` once an observation held for the shelf's hold time,
+    ``unknown`` before that. ``seen_product`` is the product classifier's (debounced) answer
+    for a stocked slot, null without a classifier; ``misplaced`` means it differs from the
+    planned ``product``. Times are UNIX seconds UTC.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    slot_id: str = Field(pattern=_ID)
+    state: Literal["stocked", "empty", "unknown"]
+    product: str | None = Field(None, description="product id planned for the slot")
+    seen_product: str | None = Field(None, description="product id the classifier sees there")
+    misplaced: bool = False
+    since: float | None = Field(
+        None, description="when the current state began (its first observation); null: unknown"
+    )
+    empty_since: float | None = Field(None, description="set while the slot is empty")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SlotReport:
+        if (self.state == "empty") != (self.empty_since is not None):
+            raise ValueError("empty_since is set exactly when the state is empty")
+        if (self.state == "unknown") != (self.since is None):
+            raise ValueError("since is null exactly when the state is unknown")
+        if self.misplaced and (
+            self.state != "stocked"
+            or self.product is None
+            or self.seen_product in (None, self.product)
+        ):
+            raise ValueError(
+                "misplaced needs a stocked slot with a planned product and a different seen_product"
+            )
+        return self
+
+
+class ShelfStatus(BaseModel):
+    """The latest state of one shelf (a camera's shelf zone) and its slots, sent when a slot
+    changes and at every rollup interval.
+
+    ``stock_level`` is the fraction of slots stocked (null until every slot's state is known);
+    ``status`` is ``out_of_stock`` at level 0, ``low_stock`` below ``low_stock_below``, else
+    ``ok`` (``unknown`` while the level is). ``observed_at`` (UNIX seconds UTC) is the frame the
+    state is from: the hub keeps, per slot, the status with the newest one.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1] = TELEMETRY_SCHEMA_VERSION
+    store_id: str = Field(pattern=_ID)
+    camera_id: str = Field(pattern=_ID)
+    shelf_id: str = Field(pattern=_ID, description="the shelf zone's id")
+    observed_at: float = Field(description="UNIX seconds UTC")
+    status: Literal["ok", "low_stock", "out_of_stock", "unknown"]
+    stock_level: float | None = Field(None, ge=0.0, le=1.0)
+    low_stock_below: float = Field(gt=0.0, le=1.0)
+    slots: list[SlotReport] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ShelfStatus:
+        ids = [s.slot_id for s in self.slots]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"slot ids repeat: {ids}")
+        if (self.status == "unknown") != (self.stock_level is None):
+            raise ValueError("status is unknown exactly when stock_level is null")
+        return self

@@ -21,6 +21,8 @@ from edge_agent.detect.detector import Detector
 from edge_agent.feed import OutboxFeed
 from edge_agent.outbox.store import Outbox
 from edge_agent.privacy import CameraSnapshots, OutboxImageSink, PrivacyGate, PrivacySettings
+from edge_agent.shelf.classes import DetectorClasses
+from edge_agent.shelf.monitor import ShelfFrame
 from edge_agent.sources.camera_reader import CameraReader
 from edge_agent.sources.frame import Frame
 from edge_agent.sources.health import CameraHealth
@@ -35,7 +37,8 @@ RecordSink = Callable[[AnalyticsOutput], None]
 
 class CameraPipeline:
     """Per-camera state after detection: the tracker and the store analytics; what the
-    analytics produce (events, closed rollups and heatmaps) goes to ``sink``."""
+    analytics produce (events, closed rollups, heatmaps, shelf statuses) goes to ``sink``.
+    With ``classes``, only the people boxes reach the tracker and every box the shelves."""
 
     def __init__(
         self,
@@ -45,8 +48,10 @@ class CameraPipeline:
         sink: RecordSink | None = None,
         snapshots: CameraSnapshots | None = None,
         heatmap_image_every_s: float = 3600.0,
+        classes: DetectorClasses | None = None,
     ) -> None:
         self.camera = camera
+        self.classes = classes
         self.tracker = tracker
         self.analytics = analytics
         self.sink = sink
@@ -62,16 +67,18 @@ class CameraPipeline:
         self.last_index = frame.index
         self.last_t = frame.media_time_s
         self.frames += 1
-        tracks = self.tracker.update(detections, frame.image)
+        people = detections if self.classes is None else self.classes.people_only(detections)
+        tracks = self.tracker.update(people, frame.image)
         t = frame.media_time_s
-        out = self.analytics.update(tracks, t, frame.width, frame.height)
-        if self.sink is not None and (out.events or out.rollups or out.heatmaps):
+        shelf = ShelfFrame(detections, frame.image) if self.analytics.shelves else None
+        out = self.analytics.update(tracks, t, frame.width, frame.height, shelf)
+        if self.sink is not None and (out.events or out.rollups or out.heatmaps or out.shelves):
             self.sink(out)
         if self.snapshots is not None:
             # Alert snapshots of this frame, through the privacy gate, to the outbox; and
             # every heatmap_image_every_s the heatmap so far over a gated background.
             self.snapshots.on_frame(
-                frame.image, detections, tracks, t, self.analytics.unix(t), out.events
+                frame.image, people, tracks, t, self.analytics.unix(t), out.events
             )
             if self._next_heatmap_image is None:
                 self._next_heatmap_image = t + self.heatmap_image_every_s
@@ -138,14 +145,22 @@ class EdgeAgent:
         # Live media time counts from the reader's start, which is about now: the analytics'
         # UNIX times are this epoch plus media time.
         epoch = time.time()
+        classes = DetectorClasses(detector.manifest.classes, config.model.classes)
         self.pipelines = {
             c.id: CameraPipeline(
                 c,
                 ByteTracker(config.tracker, frame_rate=c.fps),
-                CameraAnalytics(c, store_id=config.store_id, camera_id=c.id, epoch_start_s=epoch),
+                CameraAnalytics(
+                    c,
+                    store_id=config.store_id,
+                    camera_id=c.id,
+                    epoch_start_s=epoch,
+                    classes=classes,
+                ),
                 self._feed.analytics if self._feed is not None else None,
                 self._snapshots(c.id),
                 config.privacy.heatmap_image_every_s,
+                classes,
             )
             for c in cams
         }

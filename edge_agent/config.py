@@ -38,9 +38,17 @@ class ModelConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    path: Path = Field(description="ONNX file or OpenVINO .xml, relative to this config file")
+    path: Path = Field(
+        description="ONNX file or OpenVINO .xml, or a signed bundle (folder or .tar) with "
+        "trusted_keys; relative to this config file"
+    )
     manifest: ModelManifest | Path | None = Field(
         None, description="inline manifest or path to one; default: beside the model"
+    )
+    trusted_keys: Path | None = Field(
+        None,
+        description="folder of Ed25519 public keys (*.pub) a model bundle may be signed with; "
+        "when set, only a signed, untampered bundle loads (relative to this config file)",
     )
     runtime: Literal["auto", "onnxruntime", "openvino"] = "auto"
     providers: Literal["auto"] | list[str] = Field(
@@ -157,9 +165,16 @@ def parse_config(data: Any, base_dir: Path, source_name: str = "<config>") -> St
     cfg.model.path = (base_dir / cfg.model.path).resolve()
     if isinstance(cfg.model.manifest, Path):
         cfg.model.manifest = (base_dir / cfg.model.manifest).resolve()
+    if cfg.model.trusted_keys is not None:
+        cfg.model.trusted_keys = (base_dir / cfg.model.trusted_keys).resolve()
     for cam in cfg.cameras:
         if _is_local_path(cam.source):
             cam.source = str((base_dir / cam.source).resolve())
+        for i, z in enumerate(cam.zones):
+            if z.shelf is not None and z.shelf.classifier is not None:
+                bundle = (base_dir / z.shelf.classifier).resolve()
+                shelf = z.shelf.model_copy(update={"classifier": bundle})
+                cam.zones[i] = z.model_copy(update={"shelf": shelf})
     cfg.outbox.path = (base_dir / cfg.outbox.path).resolve()
     if cfg.sync is not None:
         for name in ("mqtt_ca_file", "mqtt_cert_file", "mqtt_key_file"):

@@ -11,7 +11,8 @@ from edge_agent.outbox.store import Outbox
 
 
 class OutboxFeed:
-    """Appends analytics output (events, closed rollups, heatmaps) to ``outbox``, counts every
+    """Appends analytics output (events, closed rollups, heatmaps, shelf statuses) to
+    ``outbox``, counts every
     record appended (gated snapshots too, through ``snapshot_appended``) and calls
     ``on_records`` after each append (to wake the syncer)."""
 
@@ -22,7 +23,7 @@ class OutboxFeed:
 
     def analytics(self, out: AnalyticsOutput) -> None:
         """Append what one analytics update produced (nothing when it produced nothing)."""
-        records: list[OutboxBody] = [*out.events, *out.rollups, *out.heatmaps]
+        records: list[OutboxBody] = [*out.events, *out.rollups, *out.heatmaps, *out.shelves]
         if records:
             self.appended += len(self.outbox.append(records, time.time()))
             self._notify()

@@ -25,6 +25,8 @@ from edge_agent.detect.detector import Detector, DetectorSettings
 from edge_agent.feed import OutboxFeed
 from edge_agent.outbox.store import Outbox
 from edge_agent.privacy import PrivacySettings, export_snapshots
+from edge_agent.shelf.classes import DetectorClasses, detector_class_names
+from edge_agent.shelf.monitor import ShelfFrame
 from edge_agent.sources.file_source import FileSource
 from edge_agent.sources.frame import Frame
 from edge_agent.track.bytetrack import ByteTracker
@@ -53,9 +55,11 @@ class ProcessReport(BaseModel):
     lines: dict[str, Any] = Field(default_factory=dict)
     zones: dict[str, Any] = Field(default_factory=dict)
     queues: dict[str, Any] = Field(default_factory=dict)
+    shelves: dict[str, Any] = Field(default_factory=dict)
     alerts: list[dict[str, Any]] = Field(default_factory=list)
     events: int = Field(0, description="analytics events produced (crossings, visits, alerts)")
     rollups: int = Field(0, description="per-interval rollups produced")
+    shelf_statuses: int = Field(0, description="shelf status records produced")
     images_exported: int = Field(0, description="gated images written to the export folder")
     records_appended: int = Field(
         0,
@@ -64,8 +68,28 @@ class ProcessReport(BaseModel):
     )
 
 
+def detector_classes(config: StoreConfig) -> tuple[str, ...]:
+    """The classes the store's detector keeps: ``model.classes`` (people) plus the product
+    classes of every monitored shelf of the enabled cameras."""
+    shelf_classes = [
+        name
+        for cam in config.cameras
+        if cam.enabled
+        for z in cam.zones
+        if z.shelf is not None
+        for name in z.shelf.product_classes
+    ]
+    return detector_class_names(config.model.classes, shelf_classes)
+
+
+def class_map(config: StoreConfig, detector: Detector) -> DetectorClasses:
+    """The detector's classes and which are people (the store's ``model.classes``)."""
+    return DetectorClasses(detector.manifest.classes, config.model.classes)
+
+
 def open_detector(config: StoreConfig, throughput: bool = False, max_batch: int = 1) -> Detector:
-    """The store's detector; throughput mode keeps several inferences in flight."""
+    """The store's detector (people and shelf product classes); throughput mode keeps several
+    inferences in flight."""
     m = config.model
     return Detector.open(
         m.path,
@@ -73,13 +97,14 @@ def open_detector(config: StoreConfig, throughput: bool = False, max_batch: int 
         settings=DetectorSettings(
             confidence=min(m.confidence, config.tracker.track_low_thresh),
             iou=m.iou,
-            classes=tuple(m.classes),
+            classes=detector_classes(config),
             max_batch=max_batch,
         ),
         runtime=m.runtime,
         providers=m.providers,
         device=m.device,
         mode="throughput" if throughput else "latency",
+        trusted_keys=m.trusted_keys,
     )
 
 
@@ -202,8 +227,9 @@ def process_video(
     effective_fps = native_fps if target_fps is None else min(target_fps, native_fps)
     tracker = ByteTracker(config.tracker, frame_rate=effective_fps)
     epoch = recorded_at if recorded_at is not None else _mtime(video)
+    classes = class_map(config, detector)
     analytics = CameraAnalytics(
-        camera, store_id=config.store_id, camera_id=camera.id, epoch_start_s=epoch
+        camera, store_id=config.store_id, camera_id=camera.id, epoch_start_s=epoch, classes=classes
     )
     feed = OutboxFeed(outbox, on_records) if outbox is not None else None
 
@@ -221,7 +247,7 @@ def process_video(
             outbox=outbox if to_outbox else None,
             on_append=feed.snapshot_appended if feed is not None else None,
         )
-    events = rollups = 0
+    events = rollups = statuses = 0
     log_tracks = _TrackLog()
     expected = source.expected_frames
     processed = 0
@@ -230,16 +256,19 @@ def process_video(
     frames = _prefetch(source, depth=4)
     with source:
         for frame, dets in detector.detect_stream(frames, lambda f: f.image):
-            tracks = tracker.update(dets, frame.image)
-            out = analytics.update(tracks, frame.media_time_s, frame.width, frame.height)
+            people = classes.people_only(dets)
+            tracks = tracker.update(people, frame.image)
+            shelf = ShelfFrame(dets, frame.image) if analytics.shelves else None
+            out = analytics.update(tracks, frame.media_time_s, frame.width, frame.height, shelf)
             events += len(out.events)
             rollups += len(out.rollups)
+            statuses += len(out.shelves)
             if feed is not None:
                 feed.analytics(out)
             log_tracks.add(frame.index + 1, tracks.xyxy, tracks.confidence, tracks.track_id)
             if snapshots is not None:
                 t = frame.media_time_s
-                snapshots.on_frame(frame.image, dets, tracks, t, analytics.unix(t), out.events)
+                snapshots.on_frame(frame.image, people, tracks, t, analytics.unix(t), out.events)
             processed += 1
             last_t = frame.media_time_s
             if progress is not None:
@@ -248,6 +277,7 @@ def process_video(
     final = analytics.flush(last_t + frame_period)
     events += len(final.events)
     rollups += len(final.rollups)
+    statuses += len(final.shelves)
     if feed is not None:
         feed.analytics(final)
     if snapshots is not None:
@@ -272,9 +302,11 @@ def process_video(
         lines=summary.get("lines", {}),
         zones=summary.get("zones", {}),
         queues=summary.get("queues", {}),
+        shelves=summary.get("shelves", {}),
         alerts=summary.get("alerts", []),
         events=events,
         rollups=rollups,
+        shelf_statuses=statuses,
         images_exported=len(snapshots.released) if snapshots and export_dir else 0,
         records_appended=feed.appended if feed is not None else 0,
     )

@@ -13,6 +13,14 @@ camera (target = camera id) ``people``. Alert rules see the per-frame samples (o
 queue_length, queue_wait_s, people) as they come, and the counters (value = count per bucket)
 and ``dwell_s`` (value = mean) when a bucket closes; anything else through ``observe_metric``.
 
+Monitored shelves (zones of kind ``shelf`` with a ``shelf`` block, see ``edge_agent.shelf``)
+need the frame's detections of every class (``update(..., shelf=ShelfFrame(...))``) and the
+detector's class list (``classes``). Per shelf they sample ``stock_level`` (once every slot's
+state is known) and ``shelf_occluded`` (1 on a skipped frame), raise the built-in alerts
+``<zone>.low_stock`` (stock_level < low_stock_below) and ``<zone>.out_of_stock``
+(stock_level <= 0), and emit a ``ShelfStatus`` when a slot changes and on the first frame of
+each rollup bucket (and at ``flush``).
+
 Only tracks matched in at least ``min_hits`` frames count (crossings made before are counted
 once the track gets there). The caller passes the tracks to count (people).
 """
@@ -20,6 +28,7 @@ once the track gets there). The caller passes the tracks to count (people).
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,10 +43,12 @@ from common.telemetry import (
     Metric,
     Rollup,
     RollupKind,
+    ShelfStatus,
+    SlotReport,
     VisitPayload,
 )
 from edge_agent.analytics.alerts import AlertEngine, AlertEvent
-from edge_agent.analytics.config import CameraAnalyticsConfig
+from edge_agent.analytics.config import AlertRule, CameraAnalyticsConfig, ZoneConfig
 from edge_agent.analytics.geometry import normalised_feet
 from edge_agent.analytics.heatmap import HeatmapAccumulator
 from edge_agent.analytics.lines import LineCounter, LineCrossing
@@ -48,9 +59,14 @@ from edge_agent.analytics.summary import (
     AnalyticsSummary,
     LineSummary,
     QueueSummary,
+    ShelfChangeSummary,
+    ShelfSummary,
     ZoneSummary,
 )
 from edge_agent.analytics.zones import Visit, ZoneTracker
+from edge_agent.shelf.classes import DetectorClasses
+from edge_agent.shelf.monitor import ShelfFrame, ShelfMonitor
+from edge_agent.shelf.products import ProductClassifier
 from edge_agent.track.tracks import Tracks
 
 log = logging.getLogger(__name__)
@@ -58,15 +74,31 @@ log = logging.getLogger(__name__)
 DWELL_HISTOGRAM_EDGES_S = (2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 CONFIRM_ALLOWANCE_S = 5.0  # how late a crossing may be confirmed and still land in its bucket
 FORGET_CHECK_S = 5.0
+_SHELF_METRICS = frozenset({Metric.STOCK_LEVEL, Metric.SHELF_OCCLUDED})
 
 
 @dataclass(slots=True)
 class AnalyticsOutput:
-    """What one call produced: events, closed rollups and closed heatmaps."""
+    """What one call produced: events, closed rollups, closed heatmaps, shelf statuses."""
 
     events: list[AnalyticsEvent] = field(default_factory=list)
     rollups: list[Rollup] = field(default_factory=list)
     heatmaps: list[HeatmapRollup] = field(default_factory=list)
+    shelves: list[ShelfStatus] = field(default_factory=list)
+
+
+def shelf_alert_rules(zone: ZoneConfig) -> list[AlertRule]:
+    """The built-in alert rules of a monitored shelf zone: low stock and out of stock, on its
+    ``stock_level`` (the slots' hold time already debounces it, so no ``for_s``)."""
+    assert zone.shelf is not None
+    low, out = zone.shelf_alert_ids
+    return [
+        AlertRule(
+            id=low, metric=Metric.STOCK_LEVEL, target=zone.id, op="<",
+            threshold=zone.shelf.low_stock_below,
+        ),
+        AlertRule(id=out, metric=Metric.STOCK_LEVEL, target=zone.id, op="<=", threshold=0.0),
+    ]  # fmt: skip
 
 
 class CameraAnalytics:
@@ -80,6 +112,8 @@ class CameraAnalytics:
         camera_id: str,
         epoch_start_s: float = 0.0,
         forget_after_s: float = 60.0,
+        classes: DetectorClasses | None = None,
+        product_classifiers: Mapping[str, ProductClassifier] | None = None,
     ) -> None:
         self.config = config
         self.store_id, self.camera_id = store_id, camera_id
@@ -87,7 +121,10 @@ class CameraAnalytics:
         self.forget_after_s = forget_after_s
         self.lines = LineCounter(config.lines, config.min_hits)
         self.zones = ZoneTracker(config.zones, config.min_hits)
-        self.alerts = AlertEngine(config.alerts)
+        self.shelves = self._shelf_monitors(classes, product_classifiers or {})
+        shelf_rules = [r for z in config.zones if z.shelf is not None for r in shelf_alert_rules(z)]
+        self.alerts = AlertEngine([*config.alerts, *shelf_rules])
+        self._shelf_bucket: int | None = None
         zcfg = {z.id: z for z in config.zones}
         self._queue_idx = [i for i, k in enumerate(self.zones.zone_kinds) if k == "queue"]
         self.queues = {
@@ -110,6 +147,7 @@ class CameraAnalytics:
         self._last_t: float | None = None
         self._last_forget = -np.inf
         self._summary = AnalyticsSummary(
+            shelves={m.shelf_id: ShelfSummary() for m in self.shelves},
             lines={lid: LineSummary() for lid in self.lines.line_ids},
             zones={
                 z: ZoneSummary()
@@ -119,8 +157,38 @@ class CameraAnalytics:
             queues={self.zones.zone_ids[i]: QueueSummary() for i in self._queue_idx},
         )
 
+    def _shelf_monitors(
+        self, classes: DetectorClasses | None, classifiers: Mapping[str, ProductClassifier]
+    ) -> list[ShelfMonitor]:
+        zones = [z for z in self.config.zones if z.shelf is not None]
+        if zones and classes is None:
+            raise ValueError(
+                f"camera {self.camera_id} monitors shelves {[z.id for z in zones]}: pass the "
+                "detector's classes (classes=DetectorClasses(...))"
+            )
+        monitors = []
+        for z in zones:
+            assert z.shelf is not None and classes is not None
+            classifier = classifiers.get(z.id)
+            if classifier is None and z.shelf.classifier is not None:
+                classifier = ProductClassifier(z.shelf.classifier)
+            monitors.append(
+                ShelfMonitor(
+                    z.id,
+                    z.polygon,
+                    z.shelf,
+                    classes.ids(z.shelf.product_classes),
+                    classes.people_ids,
+                    classifier,
+                )
+            )
+        return monitors
+
     def _register_series(self) -> None:
         b, C, S = self.book, RollupKind.COUNTER, RollupKind.SAMPLES
+        for m in self.shelves:
+            b.register(m.shelf_id, Metric.STOCK_LEVEL, S)
+            b.register(m.shelf_id, Metric.SHELF_OCCLUDED, S)
         for lid in self.lines.line_ids:
             b.register(lid, Metric.LINE_IN, C)
             b.register(lid, Metric.LINE_OUT, C)
@@ -147,9 +215,17 @@ class CameraAnalytics:
         """UNIX seconds of media time ``t_s``."""
         return self.epoch_start_s + t_s
 
-    def update(self, tracks: Tracks, t_s: float, frame_w: int, frame_h: int) -> AnalyticsOutput:
+    def update(
+        self,
+        tracks: Tracks,
+        t_s: float,
+        frame_w: int,
+        frame_h: int,
+        shelf: ShelfFrame | None = None,
+    ) -> AnalyticsOutput:
         """Process one frame's tracks at media time ``t_s`` (s) of a ``frame_w`` x ``frame_h``
-        pixel frame. Frame times must not go backwards."""
+        pixel frame, and ``shelf`` (every class's detections) for the monitored shelves.
+        Frame times must not go backwards."""
         if self._last_t is not None and t_s < self._last_t:
             raise ValueError(
                 f"camera {self.camera_id}: frame time {t_s} s is before the previous frame's "
@@ -184,6 +260,8 @@ class CameraAnalytics:
         if heat is None:
             heat = self._heat[bucket] = HeatmapAccumulator(self._grid)
         heat.add(feet[confirmed], dt)
+        if self.shelves and shelf is not None:
+            self._on_shelves(shelf, bucket, t_s, frame_w, frame_h, out)
 
         self._close(self.book.advance(t_s), t_s, out)
         if t_s - self._last_forget >= FORGET_CHECK_S:
@@ -206,6 +284,8 @@ class CameraAnalytics:
         sighting, then close every open bucket."""
         out = AnalyticsOutput()
         self._on_visits(self.zones.flush(), out)
+        if self._last_t is not None:
+            out.shelves.extend(self.shelf_status(m, self._last_t) for m in self.shelves)
         self._close(self.book.close_all(), t_s, out)
         return out
 
@@ -214,7 +294,38 @@ class CameraAnalytics:
         s = self._summary.model_copy(deep=True)
         for lid, (n_in, n_out) in self.lines.totals().items():
             s.lines[lid] = LineSummary(in_=n_in, out=n_out)
+        for m in self.shelves:
+            sh = s.shelves[m.shelf_id]
+            sh.frames, sh.occluded_frames = m.frames, m.occluded_frames
+            sh.stock_level, sh.status = m.stock_level, m.status
+            sh.slots = {v.slot_id: v.state for v in m.slots()}
+            sh.misplaced = [v.slot_id for v in m.slots() if v.misplaced]
         return s
+
+    def shelf_status(self, monitor: ShelfMonitor, t_s: float) -> ShelfStatus:
+        """The ``ShelfStatus`` record of one monitored shelf as of media time ``t_s``."""
+        slots = [
+            SlotReport(
+                slot_id=v.slot_id,
+                state=v.state,
+                product=v.product,
+                seen_product=v.seen_product,
+                misplaced=v.misplaced,
+                since=None if v.state == "unknown" else self.unix(v.since_s),
+                empty_since=None if v.empty_since_s is None else self.unix(v.empty_since_s),
+            )
+            for v in monitor.slots()
+        ]
+        return ShelfStatus(
+            store_id=self.store_id,
+            camera_id=self.camera_id,
+            shelf_id=monitor.shelf_id,
+            observed_at=self.unix(t_s),
+            status=monitor.status,
+            stock_level=monitor.stock_level,
+            low_stock_below=monitor.config.low_stock_below,
+            slots=slots,
+        )
 
     def heatmap_counts(self) -> npt.NDArray[np.float64]:
         """(grid_h, grid_w) person-seconds per cell since the start, closed and open buckets."""
@@ -282,6 +393,37 @@ class CameraAnalytics:
                 )
             )
 
+    def _on_shelves(
+        self,
+        frame: ShelfFrame,
+        bucket: int,
+        t_s: float,
+        frame_w: int,
+        frame_h: int,
+        out: AnalyticsOutput,
+    ) -> None:
+        b = self.book
+        heartbeat = bucket != self._shelf_bucket  # first frame of a bucket: every shelf reports
+        self._shelf_bucket = bucket
+        for m in self.shelves:
+            upd = m.update(frame, frame_w, frame_h, t_s)
+            b.sample(b.index(m.shelf_id, Metric.SHELF_OCCLUDED), t_s, float(upd.occluded))
+            level = m.stock_level
+            if level is not None:
+                b.sample(b.index(m.shelf_id, Metric.STOCK_LEVEL), t_s, level)
+                self._on_alerts(
+                    self.alerts.observe(Metric.STOCK_LEVEL, m.shelf_id, level, t_s), out
+                )
+            changes = self._summary.shelves[m.shelf_id].changes
+            changes.extend(
+                ShelfChangeSummary(
+                    slot=c.slot_id, what=c.what, value=c.value, since_s=c.since_s, at_s=c.t_s
+                )
+                for c in upd.changes
+            )
+            if upd.changes or heartbeat:
+                out.shelves.append(self.shelf_status(m, t_s))
+
     def _on_queue_frame(self, zid: str, length: int, t_s: float, out: AnalyticsOutput) -> None:
         est = self.queues[zid]
         est.observe(t_s, length)
@@ -345,8 +487,8 @@ class CameraAnalytics:
                     )
                 )
             for r in rollups:
-                if not self.alerts.watches(r.metric, r.target_id):
-                    continue
+                if r.metric in _SHELF_METRICS or not self.alerts.watches(r.metric, r.target_id):
+                    continue  # shelf rules see the per-frame level only, never a bucket's mean
                 value = float(r.count) if r.kind is RollupKind.COUNTER else r.mean
                 if value is not None:
                     self._on_alerts(self.alerts.observe(r.metric, r.target_id, value, t_s), out)

@@ -14,10 +14,13 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from edge_agent.shelf.config import ShelfConfig
+
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _METRIC = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 Point = tuple[float, float]
+MAX_SHELF_ID = 64 - len(".out_of_stock")
 
 
 def _check_id(value: str, what: str) -> str:
@@ -110,8 +113,8 @@ class LineConfig(BaseModel):
 
 class ZoneConfig(BaseModel):
     """A polygon zone. ``dwell`` zones measure visits; ``queue`` zones also queue length,
-    people served and the expected wait; ``shelf`` zones are for shelf stock and are ignored
-    by people analytics."""
+    people served and the expected wait; ``shelf`` zones outline a shelf, are ignored by
+    people analytics, and with a ``shelf`` block have their slots' stock monitored."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -133,6 +136,11 @@ class ZoneConfig(BaseModel):
         gt=0.0,
         description="queue zones: trailing window over which the service rate is measured (s)",
     )
+    shelf: ShelfConfig | None = Field(
+        None,
+        description="shelf zones: the slots to monitor and their thresholds (see "
+        "docs/decisions/0005-shelf-monitoring.md); none: the shelf is only outlined",
+    )
 
     @field_validator("id")
     @classmethod
@@ -148,6 +156,25 @@ class ZoneConfig(BaseModel):
         if abs(signed_area(v)) < 1e-9:
             raise ValueError("the zone polygon has no area (its points are on one line)")
         return v
+
+    @model_validator(mode="after")
+    def _shelf_only_on_shelves(self) -> ZoneConfig:
+        if self.shelf is not None and self.kind != "shelf":
+            raise ValueError(
+                f"zone {self.id!r} is of kind {self.kind!r}: only kind 'shelf' zones take a "
+                "'shelf' block"
+            )
+        if self.shelf is not None and len(self.id) > MAX_SHELF_ID:
+            raise ValueError(
+                f"shelf zone id {self.id!r} is longer than {MAX_SHELF_ID} characters (its "
+                "alert ids add '.out_of_stock')"
+            )
+        return self
+
+    @property
+    def shelf_alert_ids(self) -> tuple[str, str]:
+        """Ids of the built-in alert rules of a monitored shelf: low stock, out of stock."""
+        return f"{self.id}.low_stock", f"{self.id}.out_of_stock"
 
     @model_validator(mode="after")
     def _engaged_after_min(self) -> ZoneConfig:
@@ -273,7 +300,11 @@ class CameraAnalyticsConfig(BaseModel):
                 f"repeated: {dupes}"
             )
         rules = [a.id for a in self.alerts]
+        rules += [i for z in self.zones if z.shelf is not None for i in z.shelf_alert_ids]
         dupes = sorted({i for i in rules if rules.count(i) > 1})
         if dupes:
-            raise ValueError(f"alert ids must be unique; repeated: {dupes}")
+            raise ValueError(
+                f"alert ids must be unique (monitored shelves add '<zone>.low_stock' and "
+                f"'<zone>.out_of_stock'); repeated: {dupes}"
+            )
         return self

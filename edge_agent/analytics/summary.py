@@ -14,6 +14,8 @@ Times are media seconds from the start of the run.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -55,6 +57,31 @@ class AlertSummary(BaseModel):
     cleared_at_s: float | None = None
 
 
+class ShelfChangeSummary(BaseModel):
+    """A slot's held state (``stocked``/``empty``) or seen product changed at ``at_s``; the
+    new value was first observed at ``since_s`` (media seconds)."""
+
+    slot: str
+    what: Literal["state", "product"]
+    value: str
+    since_s: float
+    at_s: float
+
+
+class ShelfSummary(BaseModel):
+    """One monitored shelf: frames seen and skipped (a person hid it), the stock level and
+    status now (None/unknown until every slot is known), each slot's state, misplaced slots,
+    and every change in order."""
+
+    frames: int = 0
+    occluded_frames: int = 0
+    stock_level: float | None = None
+    status: str = "unknown"
+    slots: dict[str, str] = Field(default_factory=dict)
+    misplaced: list[str] = Field(default_factory=list)
+    changes: list[ShelfChangeSummary] = Field(default_factory=list)
+
+
 class AnalyticsSummary(BaseModel):
     """Report of one camera."""
 
@@ -62,3 +89,6 @@ class AnalyticsSummary(BaseModel):
     zones: dict[str, ZoneSummary] = Field(default_factory=dict)
     queues: dict[str, QueueSummary] = Field(default_factory=dict)
     alerts: list[AlertSummary] = Field(default_factory=list)
+    shelves: dict[str, ShelfSummary] = Field(
+        default_factory=dict, exclude_if=lambda v: not v, description="only with shelves"
+    )

@@ -18,9 +18,16 @@ from enum import IntEnum
 from typing import Any
 
 from common.sync import OutboxDropped, RecordKind
-from common.telemetry import AnalyticsEvent, EventKind, HeatmapRollup, Rollup, Snapshot
+from common.telemetry import (
+    AnalyticsEvent,
+    EventKind,
+    HeatmapRollup,
+    Rollup,
+    ShelfStatus,
+    Snapshot,
+)
 
-OutboxBody = Rollup | HeatmapRollup | AnalyticsEvent | OutboxDropped | Snapshot
+OutboxBody = Rollup | HeatmapRollup | AnalyticsEvent | OutboxDropped | Snapshot | ShelfStatus
 
 
 class Priority(IntEnum):
@@ -29,7 +36,7 @@ class Priority(IntEnum):
     SNAPSHOT = -1  # gated images: the largest records, and the numbers do not need them
     RAW_EVENT = 0  # line crossings and visits: the rollups already count them
     HEATMAP = 1
-    SUMMARY = 2  # rollups and alert events
+    SUMMARY = 2  # rollups, alert events and shelf statuses
     DROP_NOTICE = 3  # OutboxDropped: how the hub learns what is gone
 
 
@@ -75,6 +82,8 @@ def classify(body: OutboxBody) -> tuple[RecordKind, Priority]:
         return RecordKind.OUTBOX_DROPPED, Priority.DROP_NOTICE
     if isinstance(body, Snapshot):
         return RecordKind.SNAPSHOT, Priority.SNAPSHOT
+    if isinstance(body, ShelfStatus):
+        return RecordKind.SHELF_STATUS, Priority.SUMMARY
     if body.kind in (EventKind.ALERT_RAISED, EventKind.ALERT_CLEARED):
         return RecordKind.EVENT, Priority.SUMMARY
     return RecordKind.EVENT, Priority.RAW_EVENT

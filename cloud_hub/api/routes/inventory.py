@@ -22,8 +22,8 @@ async def status(
     limit: Limit = DEFAULT_LIMIT,
     offset: Offset = 0,
 ) -> InventoryPage:
-    """Slot states (stocked, low, empty) per store, shelf and slot. Empty until shelf
-    monitoring reports them."""
+    """Slot states (stocked, empty, unknown) per store, shelf and slot: the newest each edge
+    reported (its shelf zones' ``ShelfStatus`` records), with the product seen there."""
 
     def read() -> InventoryPage:
         with engine.connect() as conn:
