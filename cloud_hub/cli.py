@@ -97,11 +97,12 @@ def _cmd_retention(args: argparse.Namespace, settings: HubSettings) -> int:
 
 
 def _cmd_mqtt_worker(args: argparse.Namespace, settings: HubSettings) -> int:
-    from cloud_hub.workers.mqtt_ingest import run_worker, stop_on_signals
+    from cloud_hub.workers.hub_worker import run_hub_worker
+    from cloud_hub.workers.mqtt_ingest import stop_on_signals
 
     if args.name is not None:
         settings = _override(settings, worker_name=args.name)
-    run_worker(settings, stop_on_signals())
+    run_hub_worker(settings, stop_on_signals())
     return 0
 
 
@@ -157,11 +158,14 @@ def build_parser() -> argparse.ArgumentParser:
     mw = sub.add_parser(
         "worker",
         aliases=["mqtt-worker"],
-        help="ingest telemetry batches from the MQTT broker",
+        help="ingest telemetry batches from the MQTT broker; follow device status; run jobs",
         description="Subscribe to the edge telemetry topics through the shared subscription "
         "and ingest each batch, acknowledging it after the database commit. Run several "
         "workers with different --name to split the load; keep each name across restarts so "
-        "the broker hands back what it queued while the worker was down. Stops cleanly on "
+        "the broker hands back what it queued while the worker was down. Also follows each "
+        "device's MQTT status (device offline alerts) and runs the periodic jobs (retention, "
+        "offline check, store thresholds, webhook delivery: once per period across all hub "
+        "processes; RETAIL_HUB_RUN_JOBS=false turns them off here). Stops cleanly on "
         "SIGTERM. " + ENV_HELP,
     )
     mw.add_argument(
@@ -174,8 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
         "retention",
         help="delete snapshots older than the retention period, once",
         description="Delete stored snapshots (gated images) taken more than --snapshot-days "
-        "ago (default $RETAIL_HUB_SNAPSHOT_RETENTION_DAYS, 30). `retail-hub serve` also runs "
-        "this every RETAIL_HUB_RETENTION_INTERVAL_S seconds (3600; 0 turns that off).",
+        "ago (default $RETAIL_HUB_SNAPSHOT_RETENTION_DAYS, 30). `retail-hub serve` and "
+        "`worker` run this every RETAIL_HUB_RETENTION_INTERVAL_S seconds (3600; 0 turns that "
+        "off), once per period across all hub processes.",
     )
     rt.add_argument("--snapshot-days", type=float, help="retention period in days")
     rt.set_defaults(func=_cmd_retention)

@@ -1,52 +1,33 @@
 """The hub's FastAPI application.
 
 ``create_app(settings)`` builds it; its lifespan creates the database engine and disposes of it
-at shutdown. Tables are never created here: run ``retail-hub migrate`` first. At start the app
-refuses a reachable database whose schema is not at the migrations' head, and starts (health
-answering 503) when the database is unreachable.
+at shutdown, and runs the hub's periodic jobs (``workers.jobs``: retention, device offline
+check, store thresholds, webhook delivery; each once per period across every hub process)
+unless ``RETAIL_HUB_RUN_JOBS`` is off. Tables are never created here: run ``retail-hub
+migrate`` first. At start the app refuses a reachable database whose schema is not at the
+migrations' head, and starts (health answering 503) when the database is unreachable.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from sqlalchemy import Engine
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 
 from cloud_hub.api.main import api_router
 from cloud_hub.core.config import HubSettings
+from cloud_hub.dashboard.router import router as dashboard_router
 from cloud_hub.db import create_hub_engine
 from cloud_hub.migrate import SchemaOutOfDateError, check_schema_current
-from cloud_hub.services.snapshots import delete_expired_snapshots
+from cloud_hub.workers.jobs import HubJobs
 
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
-
-
-async def _retention_loop(engine: Engine, settings: HubSettings) -> None:
-    """Delete expired snapshots now and every ``retention_interval_s``; a failure is logged and
-    retried next time (several API replicas running it is harmless: a delete is idempotent)."""
-
-    def once() -> None:
-        with engine.begin() as conn:
-            delete_expired_snapshots(conn, settings.snapshot_retention_days * 86400.0, time.time())
-
-    while True:
-        try:
-            await run_in_threadpool(once)
-        except SQLAlchemyError as exc:
-            log.warning(
-                "retention job failed (retried in %.0f s): %s", settings.retention_interval_s, exc
-            )
-        await asyncio.sleep(settings.retention_interval_s)
 
 
 def create_app(settings: HubSettings) -> FastAPI:
@@ -64,25 +45,22 @@ def create_app(settings: HubSettings) -> FastAPI:
             raise
         app.state.engine = engine
         log.info("hub API up on %s", engine.url.render_as_string(hide_password=True))
-        retention = None
-        if settings.retention_interval_s > 0:
-            retention = asyncio.create_task(_retention_loop(engine, settings))
+        jobs = HubJobs(engine, settings)
+        jobs.start()
         try:
             yield
         finally:
-            if retention is not None:
-                retention.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await retention
+            await run_in_threadpool(jobs.stop)
             engine.dispose()
 
     app = FastAPI(
         title="Retail CV hub",
         description="HQ hub: telemetry ingest from store edge agents, and the HQ read API "
-        "(stores, analytics, inventory) behind API keys; see docs/api.md.",
+        "(stores, analytics, inventory, alerts, webhooks) behind API keys; see docs/api.md.",
         version="0.1.0",
         lifespan=lifespan,
     )
     app.state.settings = settings
     app.include_router(api_router, prefix=API_PREFIX)
+    app.include_router(dashboard_router)  # the dashboard's static pages at /dashboard/
     return app

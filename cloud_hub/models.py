@@ -218,6 +218,188 @@ class ApiKey(SQLModel, table=True):
     revoked_at: float | None = Field(default=None, sa_type=Float)
 
 
+class ShelfSlot(SQLModel, table=True):
+    """The latest state of one shelf slot, as its edge last reported it (a ``ShelfStatus``).
+
+    Ingest keeps the report with the newest ``observed_at`` (ties: the higher seq), so a late
+    or re-sent status never overwrites a newer one. Times are UNIX seconds from the edge's
+    clock, except ``updated_at`` (hub clock, when the row was last written).
+    """
+
+    __tablename__ = "shelf_slots"
+
+    store_id: str = Field(primary_key=True)
+    camera_id: str = Field(primary_key=True)
+    shelf_id: str = Field(primary_key=True)
+    slot_id: str = Field(primary_key=True)
+    device_id: str = Field(description="the edge that reported it")
+    seq: int = Field(sa_type=BigInteger, description="the record's seq at that edge")
+    state: str = Field(description="stocked, empty or unknown")
+    product: str | None = Field(default=None, description="product planned for the slot")
+    seen_product: str | None = Field(default=None, description="product the classifier saw")
+    state_since: float | None = Field(
+        default=None, sa_type=Float, description="when the current state began"
+    )
+    empty_since: float | None = Field(default=None, sa_type=Float)
+    observed_at: float = Field(sa_type=Float, description="the frame this state is from")
+    updated_at: float = Field(sa_type=Float, description="hub clock")
+
+
+class Alert(SQLModel, table=True):
+    """An alert at the hub: raised by an edge rule (``source`` edge) or by a hub rule (device
+    offline, store threshold), then acknowledged and resolved by people or resolved by its rule.
+
+    ``dedup_key`` names the occurrence (an edge's device, camera, rule and raise time; a hub
+    rule's subject and when its condition began), so a replayed raise never opens a second
+    alert. ``active_key`` is set while a hub rule's alert is open or acknowledged and cleared
+    when it resolves: one live alert per subject (NULLs never collide in a unique index).
+    Times are UNIX seconds UTC; ``raised_at`` and ``cleared_at`` come from the clock of whoever
+    saw the condition (the edge for edge rules), the others from the hub's.
+    """
+
+    __tablename__ = "alerts"
+    __table_args__ = (Index("ix_alerts_store_raised", "store_id", "raised_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    store_id: str
+    camera_id: str | None = None
+    device_id: str | None = None
+    target_id: str | None = None
+    source: str = Field(description="edge or hub")
+    kind: str = Field(description="edge_rule, device_offline or store_threshold")
+    rule_id: str
+    metric: str | None = None
+    op: str | None = None
+    threshold: float | None = Field(default=None, sa_type=Float)
+    value: float | None = Field(default=None, sa_type=Float)
+    message: str = Field(sa_type=Text)
+    state: str = Field(index=True, description="open, acknowledged or resolved")
+    raised_at: float = Field(sa_type=Float)
+    dedup_key: str = Field(unique=True)
+    active_key: str | None = Field(default=None, unique=True)
+    cleared_at: float | None = Field(default=None, sa_type=Float)
+    acknowledged_at: float | None = Field(default=None, sa_type=Float)
+    acknowledged_by: str | None = None
+    acknowledged_by_key_id: int | None = None
+    resolved_at: float | None = Field(default=None, sa_type=Float)
+    resolved_by: str | None = Field(default=None, description="a key's name, edge or hub")
+    resolved_by_key_id: int | None = None
+    updated_at: float = Field(sa_type=Float)
+
+
+class AlertThreshold(SQLModel, table=True):
+    """A store-level threshold rule the hub evaluates on the stored rollups (e.g. footfall in
+    the last hour below 20). ``breached_since`` is set while the condition holds (UNIX s, the
+    end of the first window that breached it)."""
+
+    __tablename__ = "alert_thresholds"
+
+    store_id: str = Field(primary_key=True)
+    rule_id: str = Field(primary_key=True)
+    metric: str
+    op: str
+    threshold: float = Field(sa_type=Float)
+    window_s: int
+    active_from_hour: int | None = None
+    active_to_hour: int | None = None
+    breached_since: float | None = Field(default=None, sa_type=Float)
+    created_at: float = Field(sa_type=Float)
+    updated_at: float = Field(sa_type=Float)
+
+
+class DevicePresence(SQLModel, table=True):
+    """A device's last MQTT status (``online``/``offline``, retained; the last will says
+    offline) and since when the hub has seen it say so (hub clock, UNIX s)."""
+
+    __tablename__ = "device_presence"
+
+    device_id: str = Field(primary_key=True)
+    store_id: str
+    status: str
+    status_at: float = Field(sa_type=Float)
+    updated_at: float = Field(sa_type=Float)
+
+
+class Webhook(SQLModel, table=True):
+    """An outgoing webhook endpoint (HQ admins): alert events of one store (``store_id``) or of
+    all (null) are POSTed to ``url``, signed with a secret derived from the hub's webhook key
+    and ``secret_salt`` (the secret itself is never stored). ``key_check`` identifies the hub
+    key the secret came from, so a changed key fails loudly instead of signing wrongly.
+    Deleting keeps the row (``deleted_at``) so its delivery log stays for the record."""
+
+    __tablename__ = "webhooks"
+
+    id: int | None = Field(default=None, primary_key=True)
+    store_id: str | None = None
+    url: str = Field(sa_type=Text)
+    events: list[str] = Field(sa_type=JSON)
+    description: str | None = None
+    secret_salt: str
+    secret_prefix: str = Field(description="first characters of the secret, to recognise it")
+    key_check: str
+    created_at: float = Field(sa_type=Float)
+    created_by: str
+    deleted_at: float | None = Field(default=None, sa_type=Float)
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One event to send to one webhook: the exact JSON body, its state (pending, delivered,
+    failed, cancelled) and when to try next. Pending rows live here, not in memory, so a hub
+    restart loses none; ``lease_until`` keeps two hub processes from sending the same one."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        Index("ix_webhook_deliveries_due", "state", "next_attempt_at"),
+        Index("ix_webhook_deliveries_webhook", "webhook_id", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    webhook_id: int = Field(foreign_key="webhooks.id")
+    event: str
+    event_id: str
+    alert_id: int | None = None
+    body: str = Field(sa_type=Text)
+    state: str
+    attempts: int
+    next_attempt_at: float = Field(sa_type=Float)
+    lease_until: float | None = Field(default=None, sa_type=Float)
+    last_status_code: int | None = None
+    last_error: str | None = Field(default=None, sa_type=Text)
+    created_at: float = Field(sa_type=Float)
+    finished_at: float | None = Field(default=None, sa_type=Float)
+
+
+class WebhookAttempt(SQLModel, table=True):
+    """One HTTP attempt of a delivery: when, the status code (null: no answer), the error and
+    how long it took (ms)."""
+
+    __tablename__ = "webhook_attempts"
+
+    delivery_id: int = Field(primary_key=True, foreign_key="webhook_deliveries.id")
+    attempt: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    started_at: float = Field(sa_type=Float)
+    status_code: int | None = None
+    error: str | None = Field(default=None, sa_type=Text)
+    duration_ms: float = Field(sa_type=Float)
+
+
+class JobRun(SQLModel, table=True):
+    """The claim of one period of one periodic job: inserted before the job runs, so the
+    primary key lets one hub process, and only one, run each period."""
+
+    __tablename__ = "job_runs"
+
+    job: str = Field(primary_key=True)
+    period_start: int = Field(
+        primary_key=True, sa_type=BigInteger, sa_column_kwargs={"autoincrement": False}
+    )
+    runner: str = Field(description="host:pid of the hub process that claimed it")
+    claimed_at: float = Field(sa_type=Float)
+    finished_at: float | None = Field(default=None, sa_type=Float)
+    outcome: str | None = Field(default=None, description="ok or failed; null while running")
+    error: str | None = Field(default=None, sa_type=Text)
+
+
 def table(model: type[SQLModel]) -> Table:
     """The Core ``Table`` of a table model (for bulk statements)."""
     t = model.__table__  # type: ignore[attr-defined]
@@ -235,23 +417,47 @@ DEVICES: Table = table(Device)
 STORES: Table = table(Store)
 API_KEYS: Table = table(ApiKey)
 SNAPSHOTS: Table = table(StoredSnapshot)
+ALERTS: Table = table(Alert)
+ALERT_THRESHOLDS: Table = table(AlertThreshold)
+DEVICE_PRESENCE: Table = table(DevicePresence)
+WEBHOOKS: Table = table(Webhook)
+WEBHOOK_DELIVERIES: Table = table(WebhookDelivery)
+WEBHOOK_ATTEMPTS: Table = table(WebhookAttempt)
+JOB_RUNS: Table = table(JobRun)
+SHELF_SLOTS: Table = table(ShelfSlot)
 
 __all__ = [
+    "ALERTS",
+    "ALERT_THRESHOLDS",
     "API_KEYS",
     "DEAD_LETTERS",
     "DEVICES",
+    "DEVICE_PRESENCE",
     "EVENTS",
     "HEATMAPS",
+    "JOB_RUNS",
     "OUTBOX_DROPS",
     "RECEIVED",
     "ROLLUPS",
+    "SHELF_SLOTS",
     "SNAPSHOTS",
+    "WEBHOOKS",
+    "WEBHOOK_ATTEMPTS",
+    "WEBHOOK_DELIVERIES",
+    "Alert",
+    "AlertThreshold",
     "DeadLetter",
     "Device",
+    "DevicePresence",
     "HeatmapBucket",
+    "JobRun",
     "OutboxDrop",
     "ReceivedRecord",
     "RollupBucket",
+    "ShelfSlot",
     "StoredEvent",
     "StoredSnapshot",
+    "Webhook",
+    "WebhookAttempt",
+    "WebhookDelivery",
 ]

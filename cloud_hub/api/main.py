@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from cloud_hub.api.routes import (
+    alerts,
     analytics,
     devices,
     health,
@@ -12,6 +13,7 @@ from cloud_hub.api.routes import (
     inventory,
     snapshots,
     stores,
+    webhooks,
 )
 
 api_router = APIRouter()
@@ -22,3 +24,5 @@ api_router.include_router(snapshots.router)
 api_router.include_router(stores.router)
 api_router.include_router(analytics.router)
 api_router.include_router(inventory.router)
+api_router.include_router(alerts.router)
+api_router.include_router(webhooks.router)

@@ -88,8 +88,59 @@ class HubSettings(BaseSettings):
     retention_interval_s: float = Field(
         3600.0,
         ge=0,
-        description="how often `retail-hub serve` runs the retention job (0: never; then run "
+        description="how often the retention job runs (0: never; then run "
         "`retail-hub retention` from a timer)",
+    )
+    run_jobs: bool = Field(
+        True,
+        description="run the periodic jobs (retention, device offline check, store "
+        "thresholds, webhook delivery) in this process; each runs once per period across "
+        "every hub process that has this on",
+    )
+    job_runs_keep_days: float = Field(
+        7.0, gt=0, description="the job_runs ledger keeps this many days (pruned by retention)"
+    )
+    offline_after_s: float = Field(
+        300.0,
+        gt=0,
+        description="a device that sent no batch for this long is offline (alert device_offline)",
+    )
+    offline_check_interval_s: int = Field(
+        30, ge=0, description="how often the device offline check runs, s (0: never)"
+    )
+    threshold_interval_s: int = Field(
+        60, ge=0, description="how often store threshold rules are evaluated, s (0: never)"
+    )
+    threshold_lag_s: float = Field(
+        120.0,
+        ge=0,
+        description="threshold windows end this long before now: the edges' last minutes of "
+        "rollups may still be on their way",
+    )
+    webhook_key: SecretStr | None = Field(
+        None,
+        min_length=32,
+        description="hub secret (32+ characters) from which each webhook's signing secret is "
+        "derived; the database holds only a random salt per webhook. Webhooks cannot be "
+        "created without it; changing it invalidates every webhook's secret",
+    )
+    webhook_interval_s: int = Field(
+        5, ge=0, description="how often pending webhook deliveries are sent, s (0: never)"
+    )
+    webhook_max_attempts: int = Field(
+        8, ge=1, le=100, description="attempts per webhook delivery before it is marked failed"
+    )
+    webhook_backoff_s: float = Field(
+        10.0, gt=0, description="delay before the first retry, s (doubles each time, jittered)"
+    )
+    webhook_backoff_max_s: float = Field(
+        3600.0, gt=0, description="longest delay between two attempts of a delivery, s"
+    )
+    webhook_log_keep_days: float = Field(
+        30.0, gt=0, description="finished webhook deliveries and their attempts are kept this long"
+    )
+    webhook_timeout_s: float = Field(
+        10.0, gt=0, le=120, description="how long one webhook request may take, s"
     )
 
     @field_validator("database_url")

@@ -23,7 +23,7 @@ class Role(StrEnum):
     """What a key's holder is."""
 
     HQ_ADMIN = "hq_admin"  # every store, read and write
-    STORE_MANAGER = "store_manager"  # the listed stores, read
+    STORE_MANAGER = "store_manager"  # the listed stores, read; acknowledge their alerts
     INTEGRATOR = "integrator"  # analytics of the listed stores (or of all, if so created), read
 
 
@@ -34,16 +34,29 @@ class Permission(StrEnum):
     STORES_WRITE = "stores:write"
     ANALYTICS_READ = "analytics:read"
     INVENTORY_READ = "inventory:read"
+    ALERTS_READ = "alerts:read"  # list and read alerts and the store threshold rules
+    ALERTS_WRITE = "alerts:write"  # acknowledge and resolve alerts
+    ALERT_RULES_WRITE = "alert_rules:write"  # set and delete store threshold rules
+    WEBHOOKS_ADMIN = "webhooks:admin"  # register, list and delete webhooks; read their log
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.HQ_ADMIN: frozenset(Permission),
     Role.STORE_MANAGER: frozenset(
-        {Permission.STORES_READ, Permission.ANALYTICS_READ, Permission.INVENTORY_READ}
+        {
+            Permission.STORES_READ,
+            Permission.ANALYTICS_READ,
+            Permission.INVENTORY_READ,
+            Permission.ALERTS_READ,
+            Permission.ALERTS_WRITE,
+        }
     ),
     # Integrators read analytics; the store list (ids, names, time zones) comes with it
-    # because analytics buckets are only meaningful with the store's time zone.
-    Role.INTEGRATOR: frozenset({Permission.STORES_READ, Permission.ANALYTICS_READ}),
+    # because analytics buckets are only meaningful with the store's time zone. They read
+    # alerts (a ticketing system polling them) but never acknowledge or resolve one.
+    Role.INTEGRATOR: frozenset(
+        {Permission.STORES_READ, Permission.ANALYTICS_READ, Permission.ALERTS_READ}
+    ),
 }
 
 

@@ -6,7 +6,9 @@ RETURNING seq``; only the seqs that come back are new and applied, the rest are 
 are acknowledged again without effect. New records are parsed; one that does not parse (unknown
 kind, newer schema version, invalid body) or does not merge (see ``merge``) goes to the dead-
 letter table and stays in the ledger, so a re-send is a duplicate, not a second dead letter.
-Rollups and heatmaps merge into their buckets, events and outbox-drop notices are inserted,
+Rollups and heatmaps merge into their buckets, shelf statuses update the latest slot states
+(``services.inventory``: the newest observation wins), events and outbox-drop notices are
+inserted (alert events also open or clear hub alerts, ``services.alerts``),
 the device's totals are updated, and only then does the caller commit and send the ack.
 
 Everything here runs on a Connection inside the caller's transaction; ``received_at`` is the
@@ -30,6 +32,7 @@ from cloud_hub.models import (
     ROLLUPS,
     SNAPSHOTS,
 )
+from cloud_hub.services.alerts import apply_edge_alerts
 from cloud_hub.services.buckets import (
     BucketTable,
     apply_buckets,
@@ -39,6 +42,7 @@ from cloud_hub.services.buckets import (
     rollup_row,
 )
 from cloud_hub.services.dead_letters import earlier_dead_letters, store_record_dead_letters
+from cloud_hub.services.inventory import apply_slot_rows, slot_rows
 from cloud_hub.services.merge import fold, merge_heatmaps, merge_rollups
 from cloud_hub.services.sql import greatest, insert_rows, upsert
 from cloud_hub.services.stores import ensure_store
@@ -50,7 +54,7 @@ from common.sync import (
     parse_record_body,
     seq_ranges,
 )
-from common.telemetry import AnalyticsEvent, HeatmapRollup, Rollup, Snapshot
+from common.telemetry import AnalyticsEvent, EventKind, HeatmapRollup, Rollup, ShelfStatus, Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +83,8 @@ class _NewRecords:
         self.events: list[dict[str, Any]] = []
         self.drops: list[dict[str, Any]] = []
         self.snapshots: list[dict[str, Any]] = []
+        self.shelf_slots: list[dict[str, Any]] = []  # latest slot states (services.inventory)
+        self.alerts: list[tuple[int, AnalyticsEvent]] = []  # alert_raised / alert_cleared
         self.dropped_at_edge = 0
         self.dead: list[DeadLetterNotice] = []
 
@@ -104,10 +110,14 @@ def ingest_batch(
     got.dead += apply_buckets(conn, HEATMAP_BUCKETS, folded_heatmaps, received_at)
     if got.events:
         insert_rows(conn, EVENTS, got.events)
+    if got.alerts:
+        apply_edge_alerts(conn, batch.device_id, got.alerts, received_at)
     if got.drops:
         insert_rows(conn, OUTBOX_DROPS, got.drops)
     if got.snapshots:
         insert_rows(conn, SNAPSHOTS, got.snapshots)
+    if got.shelf_slots:
+        apply_slot_rows(conn, got.shelf_slots)
     got.dead.sort(key=lambda n: n.seq)
     store_record_dead_letters(conn, batch, got.dead, received_at)
     earlier = earlier_dead_letters(conn, batch.device_id, duplicates)
@@ -193,8 +203,15 @@ def _sort_new(
             got.heatmaps.append((rec.seq, body))
         elif isinstance(body, Snapshot):
             got.snapshots.append(_snapshot_row(batch.device_id, rec.seq, body, received_at))
+        elif isinstance(body, ShelfStatus):
+            got.shelf_slots.extend(slot_rows(batch.device_id, rec.seq, body, received_at))
         else:
             got.events.append(_event_row(batch.device_id, rec.seq, body))
+            if isinstance(body, AnalyticsEvent) and body.kind in (
+                EventKind.ALERT_RAISED,
+                EventKind.ALERT_CLEARED,
+            ):
+                got.alerts.append((rec.seq, body))
     return got
 
 

@@ -41,7 +41,6 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
 from cloud_hub.core.config import HubSettings
-from cloud_hub.db import create_hub_engine
 from cloud_hub.services.payloads import ingest_payload, reject_payload
 from common.sync import BatchAck, BatchRejected
 from common.topics import DeviceTopics, hub_telemetry_subscription, parse_device_topic
@@ -49,6 +48,19 @@ from common.topics import DeviceTopics, hub_telemetry_subscription, parse_device
 log = logging.getLogger(__name__)
 
 FIRST_RETRY_S = 0.5
+
+
+def use_credentials(client: mqtt.Client, s: HubSettings) -> None:
+    """Give ``client`` the hub's broker user name, password and TLS files, as set."""
+    if s.mqtt_username is not None:
+        password = s.mqtt_password.get_secret_value() if s.mqtt_password else None
+        client.username_pw_set(s.mqtt_username, password)
+    if s.mqtt_tls_ca_file is not None:
+        client.tls_set(
+            ca_certs=str(s.mqtt_tls_ca_file),
+            certfile=str(s.mqtt_tls_cert_file) if s.mqtt_tls_cert_file else None,
+            keyfile=str(s.mqtt_tls_key_file) if s.mqtt_tls_key_file else None,
+        )
 
 
 class MqttIngestWorker:
@@ -74,15 +86,7 @@ class MqttIngestWorker:
             protocol=mqtt.MQTTv5,
             manual_ack=True,
         )
-        if s.mqtt_username is not None:
-            password = s.mqtt_password.get_secret_value() if s.mqtt_password else None
-            client.username_pw_set(s.mqtt_username, password)
-        if s.mqtt_tls_ca_file is not None:
-            client.tls_set(
-                ca_certs=str(s.mqtt_tls_ca_file),
-                certfile=str(s.mqtt_tls_cert_file) if s.mqtt_tls_cert_file else None,
-                keyfile=str(s.mqtt_tls_key_file) if s.mqtt_tls_key_file else None,
-            )
+        use_credentials(client, s)
         client.reconnect_delay_set(1, 30)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -217,15 +221,6 @@ class MqttIngestWorker:
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
         self._inbox.put((self._connection, msg))
-
-
-def run_worker(settings: HubSettings, stop: threading.Event) -> None:
-    """Run one ingest worker with its own engine until ``stop`` is set."""
-    engine = create_hub_engine(settings.database_url, pool_size=1)
-    try:
-        MqttIngestWorker(settings, engine).run(stop)
-    finally:
-        engine.dispose()
 
 
 def stop_on_signals() -> threading.Event:

@@ -16,16 +16,24 @@ import cloud_hub.models  # noqa: F401  (registers the tables)
 
 TABLES = {
     "alembic_version",
+    "alert_thresholds",
+    "alerts",
     "api_keys",
     "dead_letters",
+    "device_presence",
     "devices",
     "events",
     "heatmaps",
+    "job_runs",
     "outbox_drops",
     "received_records",
     "rollups",
+    "shelf_slots",
     "snapshots",
     "stores",
+    "webhook_attempts",
+    "webhook_deliveries",
+    "webhooks",
 }
 
 
