@@ -180,6 +180,38 @@ def _cmd_outbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_detect(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from common.labels import write_labels
+    from edge_agent.detect.detector import Detector, DetectorSettings
+    from edge_agent.detect.images import detect_images
+
+    for name in ("confidence", "iou"):
+        if not 0.0 <= getattr(args, name) <= 1.0:
+            raise ConfigError(f"--{name} must be between 0 and 1, got {getattr(args, name)}")
+    if args.all_classes and args.classes:
+        raise ConfigError("--class and --all-classes exclude each other")
+    classes = None if args.all_classes else tuple(args.classes or ["person"])
+    detector = Detector.open(
+        args.model,
+        manifest=args.manifest,
+        settings=DetectorSettings(confidence=args.confidence, iou=args.iou, classes=classes),
+    )
+    bar = tqdm(desc=args.images.name, unit="image", disable=args.no_progress, file=sys.stderr)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        n = write_labels(args.out, detect_images(detector, args.images, progress))
+    finally:
+        bar.close()
+    print(json.dumps({"images": n, "labels": str(args.out), "model": detector.manifest.name}))
+    return 0
+
+
 def _cmd_check_config(args: argparse.Namespace) -> int:
     from edge_agent.config import load_config
 
@@ -277,6 +309,33 @@ def build_parser() -> argparse.ArgumentParser:
     ob = sub.add_parser("outbox", help="print the outbox's state (pending, oldest, dropped)")
     ob.add_argument("--config", type=Path, required=True, help="store YAML config")
     ob.set_defaults(func=_cmd_outbox)
+
+    de = sub.add_parser(
+        "detect",
+        help="detect in a folder of images and write labels as JSON lines (pre-labelling)",
+        description="Run the edge's detector on every image under --images (recursively) and "
+        "write one JSON line per image to --out: boxes in pixels, class names, scores "
+        "(common.labels.ImageLabels). `retail-export dataset export` turns these labels into a "
+        "YOLO training dataset.",
+    )
+    de.add_argument("--model", type=Path, required=True, help="detector model (ONNX or IR)")
+    de.add_argument(
+        "--manifest", type=Path, help="model manifest JSON (default: beside the model or known)"
+    )
+    de.add_argument("--images", type=Path, required=True, help="folder of images to label")
+    de.add_argument("--out", type=Path, required=True, help="labels file to write (.jsonl)")
+    de.add_argument(
+        "--class",
+        dest="classes",
+        action="append",
+        metavar="NAME",
+        help="keep this class (repeatable; default: person)",
+    )
+    de.add_argument("--all-classes", action="store_true", help="keep every class of the model")
+    de.add_argument("--confidence", type=float, default=0.3, help="minimum score kept, 0-1 (0.3)")
+    de.add_argument("--iou", type=float, default=0.45, help="NMS IoU threshold, 0-1 (0.45)")
+    de.add_argument("--no-progress", action="store_true", help="no progress bar")
+    de.set_defaults(func=_cmd_detect)
 
     cc = sub.add_parser("check-config", help="validate a store config and exit")
     cc.add_argument("config", type=Path)
