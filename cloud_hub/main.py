@@ -64,6 +64,11 @@ def create_app(settings: HubSettings) -> FastAPI:
             raise
         app.state.engine = engine
         log.info("hub API up on %s", engine.url.render_as_string(hide_password=True))
+        if settings.device_auth == "open":
+            log.warning(
+                "device_auth is open: ingest trusts the store and device a batch names; "
+                "set RETAIL_HUB_DEVICE_AUTH=required outside development"
+            )
         retention = None
         if settings.retention_interval_s > 0:
             retention = asyncio.create_task(_retention_loop(engine, settings))

@@ -218,6 +218,38 @@ class ApiKey(SQLModel, table=True):
     revoked_at: float | None = Field(default=None, sa_type=Float)
 
 
+class EnrollmentToken(SQLModel, table=True):
+    """A one-time token that lets one new store box enroll into ``store_id``.
+
+    Only ``token_hash`` (sha256 hex) is kept. ``used_at``/``device_id`` are set by the one
+    enrollment that consumed it; an expired or used token enrolls nothing.
+    """
+
+    __tablename__ = "enrollment_tokens"
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(unique=True, description="sha256 hex of the token")
+    store_id: str
+    created_by: str = Field(description="name of the API key (or CLI) that issued it")
+    created_at: float = Field(sa_type=Float)
+    expires_at: float = Field(sa_type=Float)
+    used_at: float | None = Field(default=None, sa_type=Float)
+    device_id: str | None = None
+
+
+class DeviceCredential(SQLModel, table=True):
+    """A device's own credential, issued at enrollment: the device is bound to ``store_id``
+    and may write only that store's data. Only ``secret_hash`` (sha256 hex) is kept."""
+
+    __tablename__ = "device_credentials"
+
+    device_id: str = Field(primary_key=True)
+    store_id: str
+    secret_hash: str = Field(unique=True, description="sha256 hex of the device secret")
+    enrolled_at: float = Field(sa_type=Float)
+    revoked_at: float | None = Field(default=None, sa_type=Float)
+
+
 def table(model: type[SQLModel]) -> Table:
     """The Core ``Table`` of a table model (for bulk statements)."""
     t = model.__table__  # type: ignore[attr-defined]
@@ -235,11 +267,15 @@ DEVICES: Table = table(Device)
 STORES: Table = table(Store)
 API_KEYS: Table = table(ApiKey)
 SNAPSHOTS: Table = table(StoredSnapshot)
+ENROLLMENT_TOKENS: Table = table(EnrollmentToken)
+DEVICE_CREDENTIALS: Table = table(DeviceCredential)
 
 __all__ = [
     "API_KEYS",
     "DEAD_LETTERS",
     "DEVICES",
+    "DEVICE_CREDENTIALS",
+    "ENROLLMENT_TOKENS",
     "EVENTS",
     "HEATMAPS",
     "OUTBOX_DROPS",

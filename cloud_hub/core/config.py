@@ -81,6 +81,21 @@ class HubSettings(BaseSettings):
     db_retry_max_s: float = Field(
         30.0, gt=0, description="longest wait between retries while the database is down, s"
     )
+    device_auth: Literal["required", "open"] = Field(
+        "required",
+        description=(
+            "required: every ingest and device call needs the device secret from enrollment "
+            "(`retail-edge enroll`), and a device writes only its own store's data. open: a "
+            "call without one is trusted to be the device its batch names (development and "
+            "closed test networks only; the hub logs a warning at start)"
+        ),
+    )
+    enrollment_token_ttl_s: float = Field(
+        24 * 3600.0,
+        gt=0,
+        le=30 * 24 * 3600.0,
+        description="default lifetime of enrollment tokens, s",
+    )
     log_level: LogLevel = Field("INFO", description="logging level of hub processes")
     snapshot_retention_days: float = Field(
         30.0, gt=0, description="snapshots (gated images) older than this are deleted"

@@ -77,3 +77,18 @@ def generate_api_key() -> str:
 def hash_api_key(key: str) -> str:
     """SHA-256 hex digest of ``key``: what the hub stores and looks keys up by."""
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+DEVICE_SECRET_PREFIX = "rcd_"  # a device's own credential, issued once at enrollment
+ENROLLMENT_TOKEN_PREFIX = "rce_"  # one-time token an installer types into a new store box
+
+
+def generate_device_secret() -> str:
+    """A new device secret (``rcd_`` + 43 URL-safe characters, 256 bits); stored hashed like
+    API keys (``hash_api_key``), for the same reasons."""
+    return DEVICE_SECRET_PREFIX + secrets.token_urlsafe(KEY_RANDOM_BYTES)
+
+
+def generate_enrollment_token() -> str:
+    """A new one-time enrollment token (``rce_`` + 43 URL-safe characters, 256 bits)."""
+    return ENROLLMENT_TOKEN_PREFIX + secrets.token_urlsafe(KEY_RANDOM_BYTES)

@@ -44,6 +44,11 @@ class SyncConfig(BaseModel):
     mqtt_client_id: str | None = Field(
         None, description="mqtt: fixed client id; default edge-{store_id}-{device_id}"
     )
+    credentials_file: Path | None = Field(
+        None,
+        description="http: this device's hub credentials, written by `retail-edge enroll`; "
+        "its secret is sent as the bearer token (RETAIL_EDGE_HUB_TOKEN, when set, wins)",
+    )
     batch_records: int = Field(
         1000, ge=1, le=MAX_BATCH_RECORDS, description="most records in one batch"
     )

@@ -16,6 +16,7 @@ from edge_agent.errors import ConfigError
 from edge_agent.outbox.store import Outbox
 from edge_agent.settings import EdgeSecrets
 from edge_agent.sync.config import make_transport
+from edge_agent.sync.enroll import load_credentials
 from edge_agent.sync.errors import TransportError
 from edge_agent.sync.http import HttpTransport
 from edge_agent.sync.mqtt import MqttTransport
@@ -39,12 +40,16 @@ class SyncSession:
         self.outbox = outbox
         sync = config.sync
         secrets = secrets or EdgeSecrets()
+        headers = secrets.http_headers()
+        if not headers and sync.credentials_file is not None:
+            creds = load_credentials(sync.credentials_file, config.store_id, config.device_id)
+            headers = creds.http_headers()
         self.transport = make_transport(
             sync,
             config.store_id,
             config.device_id,
             mqtt_password=secrets.mqtt_password_value(),
-            http_headers=secrets.http_headers(),
+            http_headers=headers,
         )
         self.syncer = Syncer(
             outbox,

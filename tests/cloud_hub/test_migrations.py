@@ -19,6 +19,8 @@ TABLES = {
     "api_keys",
     "dead_letters",
     "devices",
+    "device_credentials",
+    "enrollment_tokens",
     "events",
     "heatmaps",
     "outbox_drops",
