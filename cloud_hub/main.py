@@ -16,10 +16,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
+from cloud_hub.api.limits import RequestLimits
 from cloud_hub.api.main import api_router
 from cloud_hub.core.config import HubSettings
 from cloud_hub.db import create_hub_engine
@@ -90,4 +92,16 @@ def create_app(settings: HubSettings) -> FastAPI:
     )
     app.state.settings = settings
     app.include_router(api_router, prefix=API_PREFIX)
+    app.add_middleware(
+        RequestLimits,
+        max_request_bytes=settings.max_request_bytes,
+        rate_limit_per_minute=settings.rate_limit_per_minute,
+    )
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
     return app
