@@ -239,13 +239,19 @@ class EnrollmentToken(SQLModel, table=True):
 
 class DeviceCredential(SQLModel, table=True):
     """A device's own credential, issued at enrollment: the device is bound to ``store_id``
-    and may write only that store's data. Only ``secret_hash`` (sha256 hex) is kept."""
+    and may write only that store's data. The secret itself is never kept: ``secret_hash``
+    (sha256 hex) finds the device of an HTTP request, ``broker_password_hash`` lets the broker
+    check the same secret as the device's MQTT password."""
 
     __tablename__ = "device_credentials"
 
     device_id: str = Field(primary_key=True)
     store_id: str
     secret_hash: str = Field(unique=True, description="sha256 hex of the device secret")
+    broker_password_hash: str = Field(
+        description="the secret as Mosquitto's password file holds it ($7$ PBKDF2-SHA512): the "
+        "device's MQTT password, user name = device id (`retail-hub broker-config`)"
+    )
     enrolled_at: float = Field(sa_type=Float)
     revoked_at: float | None = Field(default=None, sa_type=Float)
 

@@ -19,6 +19,7 @@ from cloud_hub.core.security import (
     generate_device_secret,
     generate_enrollment_token,
     hash_api_key,
+    mosquitto_password_hash,
 )
 from cloud_hub.models import DEVICE_CREDENTIALS, DEVICES, ENROLLMENT_TOKENS
 from cloud_hub.services.api_keys import STORE_ID_PATTERN
@@ -179,7 +180,12 @@ def enroll_device(conn: Connection, request: EnrollRequest, *, now: float) -> De
     if consumed.rowcount != 1:
         raise TokenRejectedError("enrollment token unknown, already used or expired")
     secret = generate_device_secret()
-    values = {"store_id": store_id, "secret_hash": hash_api_key(secret), "enrolled_at": now}
+    values = {
+        "store_id": store_id,
+        "secret_hash": hash_api_key(secret),
+        "broker_password_hash": mosquitto_password_hash(secret),
+        "enrolled_at": now,
+    }
     if existing is None:
         conn.execute(insert(DEVICE_CREDENTIALS).values(device_id=request.device_id, **values))
     else:

@@ -41,14 +41,22 @@ class SyncSession:
         sync = config.sync
         secrets = secrets or EdgeSecrets()
         headers = secrets.http_headers()
-        if not headers and sync.credentials_file is not None:
+        password = secrets.mqtt_password_value()
+        username = sync.mqtt_username
+        if sync.credentials_file is not None:
+            # Enrolled: the device secret is the hub bearer token and, with the device id as
+            # user name, the broker password (`retail-hub broker-config`). The environment wins.
             creds = load_credentials(sync.credentials_file, config.store_id, config.device_id)
-            headers = creds.http_headers()
+            headers = headers or creds.http_headers()
+            if password is None:
+                password = creds.device_secret.get_secret_value()
+                username = username or creds.device_id
         self.transport = make_transport(
             sync,
             config.store_id,
             config.device_id,
-            mqtt_password=secrets.mqtt_password_value(),
+            mqtt_username=username,
+            mqtt_password=password,
             http_headers=headers,
         )
         self.syncer = Syncer(

@@ -38,6 +38,7 @@ def upgrade() -> None:
         sa.Column("device_id", sa.String(), nullable=False),
         sa.Column("store_id", sa.String(), nullable=False),
         sa.Column("secret_hash", sa.String(), nullable=False),
+        sa.Column("broker_password_hash", sa.String(), nullable=False),
         sa.Column("enrolled_at", sa.Float(), nullable=False),
         sa.Column("revoked_at", sa.Float(), nullable=True),
         sa.PrimaryKeyConstraint("device_id"),
