@@ -321,7 +321,7 @@ def main() -> None:
                 hub = HubProcess(work / f"hub-{name}")
                 drain_url = make_url("drain")
                 upgrade_database(drain_url)
-                hub.start(drain_url)
+                hub.start(drain_url, device_auth="open")
                 try:
                     drains[name] = (drain_http(copy, hub), peer)
                 finally:
@@ -345,7 +345,7 @@ def main() -> None:
                 print(f"worker {name}: {ingest[name][0]:,.0f} records/s", flush=True)
             hub = HubProcess(work / "hub-live")
             upgrade_database(f"sqlite:///{work / 'live.db'}")
-            hub.start(f"sqlite:///{work / 'live.db'}")
+            hub.start(f"sqlite:///{work / 'live.db'}", device_auth="open")
             try:
                 live_ms, per_minute, n_live = live_sync_cpu(minutes, hub, work, args.live_minutes)
                 sync_cpu, proc_cpu, piped = pipeline_share(hub, work)

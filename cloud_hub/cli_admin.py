@@ -1,4 +1,5 @@
-"""``retail-hub admin``: API keys for people and integrations (create, revoke, list).
+"""``retail-hub admin``: API keys for people and integrations (create, revoke, list), and
+one-time enrollment tokens for store boxes.
 
 A thin shell over ``cloud_hub.services.api_keys``. ``create-key`` prints the new key alone on
 stdout, once: the hub keeps only its hash. Errors print one ``error:`` line and return 2.
@@ -38,13 +39,22 @@ def _cmd(args: argparse.Namespace, settings: HubSettings) -> int:
         list_api_keys,
         revoke_api_key,
     )
+    from cloud_hub.services.enrollment import EnrollmentError, create_enrollment_token
     from cloud_hub.services.stores import get_store
 
     engine = create_hub_engine(settings.database_url, pool_size=1)
     try:
         check_schema_current(engine)
         with engine.begin() as conn:
-            if args.admin_command == "create-key":
+            if args.admin_command == "enroll-token":
+                issued = create_enrollment_token(
+                    conn,
+                    args.store,
+                    created_by="retail-hub admin",
+                    now=time.time(),
+                    ttl_s=args.ttl_hours * 3600.0,
+                )
+            elif args.admin_command == "create-key":
                 key, info = create_api_key(
                     conn,
                     Role(args.role),
@@ -58,13 +68,21 @@ def _cmd(args: argparse.Namespace, settings: HubSettings) -> int:
                 info = revoke_api_key(conn, args.key_id, now=time.time())
             else:
                 keys = list_api_keys(conn)
-    except (ApiKeyError, SchemaOutOfDateError) as exc:
+    except (ApiKeyError, EnrollmentError, SchemaOutOfDateError) as exc:
         return _fail(str(exc))
     except OperationalError as exc:
         return _fail(f"cannot reach the database: {exc.orig}")
     finally:
         engine.dispose()
-    if args.admin_command == "create-key":
+    if args.admin_command == "enroll-token":
+        print(issued.token)
+        print(
+            f"Enrollment token for store {issued.store_id}, valid once until "
+            f"{_when(issued.expires_at)}: on the box run `retail-edge enroll --hub URL --token "
+            "TOKEN`.",
+            file=sys.stderr,
+        )
+    elif args.admin_command == "create-key":
         print(key)
         scope = "all stores" if info.stores is None else "stores " + ", ".join(info.stores)
         print(
@@ -93,7 +111,7 @@ def add_admin_parser(
     """Add ``admin create-key | revoke-key | list-keys`` to the ``retail-hub`` parser."""
     ad = sub.add_parser(
         "admin",
-        help="manage API keys (create-key, revoke-key, list-keys)",
+        help="manage API keys (create-key, revoke-key, list-keys) and enrollment tokens",
         description="API keys for the HQ API, sent as `Authorization: Bearer KEY`. Roles: "
         "hq_admin (every store, read and write), store_manager (its --store stores, read), "
         "integrator (analytics of its --store stores, or of every store with --all-stores).",
@@ -129,6 +147,17 @@ def add_admin_parser(
         description="Every key: id, role, stores (* = all), the first characters of the key, "
         "when it was created and revoked (UTC), and its name.",
     )
-    for command in (ck, rk, lk):
+    et = cmds.add_parser(
+        "enroll-token",
+        help="issue a one-time token that enrolls one store box",
+        description="Print a one-time enrollment token for a new box of --store. The "
+        "installer runs `retail-edge enroll --hub URL --token TOKEN` on the box, which trades it "
+        "for the box's own secret. The token works once, until it expires.",
+    )
+    et.add_argument("--store", required=True, metavar="ID", help="the store the box belongs to")
+    et.add_argument(
+        "--ttl-hours", type=float, default=24.0, help="hours the token stays valid (default 24)"
+    )
+    for command in (ck, rk, lk, et):
         command.add_argument("--database-url", metavar="URL", help=database_url_help)
         command.set_defaults(func=_cmd)

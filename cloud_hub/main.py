@@ -15,9 +15,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 
+from cloud_hub.api.limits import RequestLimits
 from cloud_hub.api.main import api_router
 from cloud_hub.core.config import HubSettings
 from cloud_hub.dashboard.router import router as dashboard_router
@@ -45,6 +47,11 @@ def create_app(settings: HubSettings) -> FastAPI:
             raise
         app.state.engine = engine
         log.info("hub API up on %s", engine.url.render_as_string(hide_password=True))
+        if settings.device_auth == "open":
+            log.warning(
+                "device_auth is open: ingest trusts the store and device a batch names; "
+                "set RETAIL_HUB_DEVICE_AUTH=required outside development"
+            )
         jobs = HubJobs(engine, settings)
         jobs.start()
         try:
@@ -63,4 +70,16 @@ def create_app(settings: HubSettings) -> FastAPI:
     app.state.settings = settings
     app.include_router(api_router, prefix=API_PREFIX)
     app.include_router(dashboard_router)  # the dashboard's static pages at /dashboard/
+    app.add_middleware(
+        RequestLimits,
+        max_request_bytes=settings.max_request_bytes,
+        rate_limit_per_minute=settings.rate_limit_per_minute,
+    )
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
     return app

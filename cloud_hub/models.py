@@ -400,6 +400,44 @@ class JobRun(SQLModel, table=True):
     error: str | None = Field(default=None, sa_type=Text)
 
 
+class EnrollmentToken(SQLModel, table=True):
+    """A one-time token that lets one new store box enroll into ``store_id``.
+
+    Only ``token_hash`` (sha256 hex) is kept. ``used_at``/``device_id`` are set by the one
+    enrollment that consumed it; an expired or used token enrolls nothing.
+    """
+
+    __tablename__ = "enrollment_tokens"
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(unique=True, description="sha256 hex of the token")
+    store_id: str
+    created_by: str = Field(description="name of the API key (or CLI) that issued it")
+    created_at: float = Field(sa_type=Float)
+    expires_at: float = Field(sa_type=Float)
+    used_at: float | None = Field(default=None, sa_type=Float)
+    device_id: str | None = None
+
+
+class DeviceCredential(SQLModel, table=True):
+    """A device's own credential, issued at enrollment: the device is bound to ``store_id``
+    and may write only that store's data. The secret itself is never kept: ``secret_hash``
+    (sha256 hex) finds the device of an HTTP request, ``broker_password_hash`` lets the broker
+    check the same secret as the device's MQTT password."""
+
+    __tablename__ = "device_credentials"
+
+    device_id: str = Field(primary_key=True)
+    store_id: str
+    secret_hash: str = Field(unique=True, description="sha256 hex of the device secret")
+    broker_password_hash: str = Field(
+        description="the secret as Mosquitto's password file holds it ($7$ PBKDF2-SHA512): the "
+        "device's MQTT password, user name = device id (`retail-hub broker-config`)"
+    )
+    enrolled_at: float = Field(sa_type=Float)
+    revoked_at: float | None = Field(default=None, sa_type=Float)
+
+
 def table(model: type[SQLModel]) -> Table:
     """The Core ``Table`` of a table model (for bulk statements)."""
     t = model.__table__  # type: ignore[attr-defined]
@@ -425,6 +463,8 @@ WEBHOOK_DELIVERIES: Table = table(WebhookDelivery)
 WEBHOOK_ATTEMPTS: Table = table(WebhookAttempt)
 JOB_RUNS: Table = table(JobRun)
 SHELF_SLOTS: Table = table(ShelfSlot)
+ENROLLMENT_TOKENS: Table = table(EnrollmentToken)
+DEVICE_CREDENTIALS: Table = table(DeviceCredential)
 
 __all__ = [
     "ALERTS",
@@ -432,7 +472,9 @@ __all__ = [
     "API_KEYS",
     "DEAD_LETTERS",
     "DEVICES",
+    "DEVICE_CREDENTIALS",
     "DEVICE_PRESENCE",
+    "ENROLLMENT_TOKENS",
     "EVENTS",
     "HEATMAPS",
     "JOB_RUNS",

@@ -170,6 +170,29 @@ def _cmd_sync(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_enroll(args: argparse.Namespace) -> int:
+    from edge_agent.config import load_config
+    from edge_agent.sync.enroll import enroll
+
+    config = load_config(args.config)
+    sync = config.sync
+    hub_url = args.hub or (sync.hub_url if sync is not None else None)
+    path = args.out or (sync.credentials_file if sync is not None else None)
+    if hub_url is None:
+        raise ConfigError("no hub URL: pass --hub URL or set sync.hub_url in the config")
+    if path is None:
+        raise ConfigError(
+            "no place for the credentials: pass --out PATH or set sync.credentials_file"
+        )
+    creds = enroll(hub_url, args.token, config.device_id, path, expected_store=config.store_id)
+    print(
+        json.dumps(
+            {"store_id": creds.store_id, "device_id": creds.device_id, "credentials": str(path)}
+        )
+    )
+    return 0
+
+
 def _cmd_outbox(args: argparse.Namespace) -> int:
     from edge_agent.config import load_config
 
@@ -305,6 +328,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout", type=float, default=300.0, help="give up after this many seconds (300)"
     )
     sy.set_defaults(func=_cmd_sync)
+
+    en = sub.add_parser(
+        "enroll",
+        help="enroll this box with the hub using a one-time token",
+        description="Trade the one-time token from HQ (`retail-hub admin enroll-token`) for "
+        "this box's own credentials, written to sync.credentials_file (or --out) readable by "
+        "its owner only. The store and device ids come from the config.",
+    )
+    en.add_argument("--config", type=Path, required=True, help="store YAML config")
+    en.add_argument("--token", required=True, help="the one-time enrollment token")
+    en.add_argument("--hub", help="hub base URL (default: sync.hub_url)")
+    en.add_argument("--out", type=Path, help="credentials file (default: sync.credentials_file)")
+    en.set_defaults(func=_cmd_enroll)
 
     ob = sub.add_parser("outbox", help="print the outbox's state (pending, oldest, dropped)")
     ob.add_argument("--config", type=Path, required=True, help="store YAML config")

@@ -177,7 +177,7 @@ def parse_config(data: Any, base_dir: Path, source_name: str = "<config>") -> St
                 cam.zones[i] = z.model_copy(update={"shelf": shelf})
     cfg.outbox.path = (base_dir / cfg.outbox.path).resolve()
     if cfg.sync is not None:
-        for name in ("mqtt_ca_file", "mqtt_cert_file", "mqtt_key_file"):
+        for name in ("mqtt_ca_file", "mqtt_cert_file", "mqtt_key_file", "credentials_file"):
             value = getattr(cfg.sync, name)
             if value is not None:
                 setattr(cfg.sync, name, (base_dir / value).resolve())

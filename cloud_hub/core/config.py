@@ -81,6 +81,42 @@ class HubSettings(BaseSettings):
     db_retry_max_s: float = Field(
         30.0, gt=0, description="longest wait between retries while the database is down, s"
     )
+    device_auth: Literal["required", "open"] = Field(
+        "required",
+        description=(
+            "required: every ingest and device call needs the device secret from enrollment "
+            "(`retail-edge enroll`), and a device writes only its own store's data. open: a "
+            "call without one is trusted to be the device its batch names (development and "
+            "closed test networks only; the hub logs a warning at start)"
+        ),
+    )
+    enrollment_token_ttl_s: float = Field(
+        24 * 3600.0,
+        gt=0,
+        le=30 * 24 * 3600.0,
+        description="default lifetime of enrollment tokens, s",
+    )
+    max_request_bytes: int = Field(
+        64 * 1024,
+        gt=0,
+        description="largest request body of every API route but telemetry ingest, bytes",
+    )
+    rate_limit_per_minute: int = Field(
+        1200,
+        ge=0,
+        description="requests a minute per caller (API key, device secret or address) on "
+        "every route but health and ingest, per API process; 0: no limit",
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="browser origins allowed to call the API (CORS), e.g. "
+        '["https://bi.example.com"]; empty: none (the built-in dashboard is same-origin)',
+    )
+    ready_checks: tuple[Literal["database", "broker"], ...] = Field(
+        ("database",),
+        description="what /api/v1/health/ready checks: the database, and the MQTT broker "
+        'where the deployment has one (["database", "broker"])',
+    )
     log_level: LogLevel = Field("INFO", description="logging level of hub processes")
     snapshot_retention_days: float = Field(
         30.0, gt=0, description="snapshots (gated images) older than this are deleted"

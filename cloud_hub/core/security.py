@@ -9,6 +9,7 @@ lets the hub find a key by an indexed equality lookup on the hash (no per-key sa
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -90,3 +91,33 @@ def generate_api_key() -> str:
 def hash_api_key(key: str) -> str:
     """SHA-256 hex digest of ``key``: what the hub stores and looks keys up by."""
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+DEVICE_SECRET_PREFIX = "rcd_"  # a device's own credential, issued once at enrollment
+ENROLLMENT_TOKEN_PREFIX = "rce_"  # one-time token an installer types into a new store box
+
+
+def generate_device_secret() -> str:
+    """A new device secret (``rcd_`` + 43 URL-safe characters, 256 bits); stored hashed like
+    API keys (``hash_api_key``), for the same reasons."""
+    return DEVICE_SECRET_PREFIX + secrets.token_urlsafe(KEY_RANDOM_BYTES)
+
+
+def generate_enrollment_token() -> str:
+    """A new one-time enrollment token (``rce_`` + 43 URL-safe characters, 256 bits)."""
+    return ENROLLMENT_TOKEN_PREFIX + secrets.token_urlsafe(KEY_RANDOM_BYTES)
+
+
+MOSQUITTO_PBKDF2_ITERATIONS = 101  # what mosquitto_passwd 2.0 writes ($7$ = PBKDF2-SHA512)
+
+
+def mosquitto_password_hash(secret: str, salt: bytes | None = None) -> str:
+    """``secret`` hashed the way Mosquitto's password file holds it (``$7$`` PBKDF2-SHA512, as
+    ``mosquitto_passwd`` writes it), so the broker can check a device's MQTT password without
+    the hub keeping the secret."""
+    salt = salt if salt is not None else secrets.token_bytes(12)
+    digest = hashlib.pbkdf2_hmac(
+        "sha512", secret.encode("utf-8"), salt, MOSQUITTO_PBKDF2_ITERATIONS
+    )
+    b64 = base64.b64encode
+    return f"$7${MOSQUITTO_PBKDF2_ITERATIONS}${b64(salt).decode()}${b64(digest).decode()}"

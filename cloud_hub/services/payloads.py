@@ -60,8 +60,9 @@ def ingest_payload(
         batch.device_id,
     ):
         reason = (
-            f"batch from store {batch.store_id!r} device {batch.device_id!r} arrived on the "
-            f"topic of store {source.store_id!r} device {source.device_id!r}"
+            f"batch from store {batch.store_id!r} device {batch.device_id!r} was sent on the "
+            f"topic or with the credentials of store {source.store_id!r} device "
+            f"{source.device_id!r}"
         )
         return reject_payload(engine, payload, reason, received_at, batch.batch_id, source)
     for attempt in range(1, DEADLOCK_RETRIES + 1):

@@ -26,9 +26,9 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
+from cloud_hub.core.broker import use_credentials
 from cloud_hub.core.config import HubSettings
 from cloud_hub.services.offline import DeviceStatus, check_devices, record_status
-from cloud_hub.workers.mqtt_ingest import use_credentials
 from common.topics import PREFIX, parse_device_topic
 
 log = logging.getLogger(__name__)

@@ -40,6 +40,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
+from cloud_hub.core.broker import use_credentials
 from cloud_hub.core.config import HubSettings
 from cloud_hub.services.payloads import ingest_payload, reject_payload
 from common.sync import BatchAck, BatchRejected
@@ -48,19 +49,6 @@ from common.topics import DeviceTopics, hub_telemetry_subscription, parse_device
 log = logging.getLogger(__name__)
 
 FIRST_RETRY_S = 0.5
-
-
-def use_credentials(client: mqtt.Client, s: HubSettings) -> None:
-    """Give ``client`` the hub's broker user name, password and TLS files, as set."""
-    if s.mqtt_username is not None:
-        password = s.mqtt_password.get_secret_value() if s.mqtt_password else None
-        client.username_pw_set(s.mqtt_username, password)
-    if s.mqtt_tls_ca_file is not None:
-        client.tls_set(
-            ca_certs=str(s.mqtt_tls_ca_file),
-            certfile=str(s.mqtt_tls_cert_file) if s.mqtt_tls_cert_file else None,
-            keyfile=str(s.mqtt_tls_key_file) if s.mqtt_tls_key_file else None,
-        )
 
 
 class MqttIngestWorker:

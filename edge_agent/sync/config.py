@@ -44,6 +44,12 @@ class SyncConfig(BaseModel):
     mqtt_client_id: str | None = Field(
         None, description="mqtt: fixed client id; default edge-{store_id}-{device_id}"
     )
+    credentials_file: Path | None = Field(
+        None,
+        description="this device's hub credentials, written by `retail-edge enroll`: its "
+        "secret is the HTTP bearer token and, with the device id as user name, the MQTT "
+        "password (RETAIL_EDGE_HUB_TOKEN / RETAIL_EDGE_MQTT_PASSWORD, when set, win)",
+    )
     batch_records: int = Field(
         1000, ge=1, le=MAX_BATCH_RECORDS, description="most records in one batch"
     )
@@ -89,10 +95,12 @@ def make_transport(
     store_id: str,
     device_id: str,
     *,
+    mqtt_username: str | None = None,
     mqtt_password: str | None = None,
     http_headers: dict[str, str] | None = None,
 ) -> HttpTransport | MqttTransport:
-    """The transport ``config`` names (an MqttTransport still needs ``start()``)."""
+    """The transport ``config`` names (an MqttTransport still needs ``start()``);
+    ``mqtt_username`` overrides ``config.mqtt_username``."""
     if config.transport == "http":
         assert config.hub_url is not None  # checked by the validator
         return HttpTransport(config.hub_url, config.ack_timeout_s, http_headers)
@@ -103,7 +111,7 @@ def make_transport(
         store_id,
         device_id,
         client_id=config.mqtt_client_id,
-        username=config.mqtt_username,
+        username=mqtt_username or config.mqtt_username,
         password=mqtt_password,
         tls=config.mqtt_tls,
         ca_file=None if config.mqtt_ca_file is None else str(config.mqtt_ca_file),

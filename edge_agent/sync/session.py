@@ -16,6 +16,7 @@ from edge_agent.errors import ConfigError
 from edge_agent.outbox.store import Outbox
 from edge_agent.settings import EdgeSecrets
 from edge_agent.sync.config import make_transport
+from edge_agent.sync.enroll import load_credentials
 from edge_agent.sync.errors import TransportError
 from edge_agent.sync.http import HttpTransport
 from edge_agent.sync.mqtt import MqttTransport
@@ -39,12 +40,24 @@ class SyncSession:
         self.outbox = outbox
         sync = config.sync
         secrets = secrets or EdgeSecrets()
+        headers = secrets.http_headers()
+        password = secrets.mqtt_password_value()
+        username = sync.mqtt_username
+        if sync.credentials_file is not None:
+            # Enrolled: the device secret is the hub bearer token and, with the device id as
+            # user name, the broker password (`retail-hub broker-config`). The environment wins.
+            creds = load_credentials(sync.credentials_file, config.store_id, config.device_id)
+            headers = headers or creds.http_headers()
+            if password is None:
+                password = creds.device_secret.get_secret_value()
+                username = username or creds.device_id
         self.transport = make_transport(
             sync,
             config.store_id,
             config.device_id,
-            mqtt_password=secrets.mqtt_password_value(),
-            http_headers=secrets.http_headers(),
+            mqtt_username=username,
+            mqtt_password=password,
+            http_headers=headers,
         )
         self.syncer = Syncer(
             outbox,

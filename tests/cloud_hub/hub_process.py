@@ -29,6 +29,7 @@ class HubProcess:
         self.port = port or free_port()
         self.log_path = workdir / f"hub-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.database_url = ""
         workdir.mkdir(parents=True, exist_ok=True)
 
     @property
@@ -42,10 +43,21 @@ class HubProcess:
         env: dict[str, str] | None = None,
         healthy: bool = True,
         timeout_s: float = 60.0,
+        device_auth: str = "required",
     ) -> None:
         """Start serving ``database_url`` and wait until ``/api/v1/health`` answers (200 when
-        ``healthy``, any status otherwise). Raises with the log if the process exits first."""
-        full_env = {**os.environ, "DATABASE_URL": database_url, **(env or {})}
+        ``healthy``, any status otherwise). Raises with the log if the process exits first.
+
+        ``device_auth`` "open" lets batches in without a device secret: for tests about
+        something else (delivery under faults, schema), named where used; device auth itself
+        is tested in tests/cloud_hub/test_device_auth.py."""
+        self.database_url = database_url
+        full_env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "RETAIL_HUB_DEVICE_AUTH": device_auth,
+            **(env or {}),
+        }
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "cloud_hub.cli", "serve", "--port", str(self.port)],
@@ -62,6 +74,29 @@ class HubProcess:
                 return
             time.sleep(0.1)
         raise TimeoutError(f"hub on port {self.port} not up within {timeout_s} s:\n{self.log()}")
+
+    def enroll(self, store_id: str, device_id: str) -> str:
+        """Enroll a device the way a store box does: a one-time token issued in the hub's
+        database (as `retail-hub admin enroll-token` does), traded at ``POST
+        /api/v1/devices/enroll``. Returns the device secret."""
+        from cloud_hub.db import create_hub_engine
+        from cloud_hub.services.enrollment import create_enrollment_token
+
+        engine = create_hub_engine(self.database_url, pool_size=1)
+        try:
+            with engine.begin() as conn:
+                issued = create_enrollment_token(conn, store_id, created_by="test", now=time.time())
+        finally:
+            engine.dispose()
+        resp = httpx.post(
+            f"{self.url}/api/v1/devices/enroll",
+            json={"token": issued.token, "device_id": device_id},
+            timeout=30,
+        )
+        assert resp.status_code == 201, resp.text
+        secret = resp.json()["device_secret"]
+        assert isinstance(secret, str)
+        return secret
 
     def _health_status(self) -> int | None:
         try:

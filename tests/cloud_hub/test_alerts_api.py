@@ -81,10 +81,11 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             alert_event("alert_raised", T + 600, rule="crowded", camera="cam2", store=store),
         ]
         b = batch(numbered(events), device_id=f"{store}-box", store_id=store)
+        secret = hub.enroll(store, f"{store}-box")
         r = httpx.post(
             hub.url + API + "/ingest/telemetry",
             content=encode_batch(b),
-            headers={"Content-Encoding": "gzip"},
+            headers={"Content-Encoding": "gzip", "Authorization": f"Bearer {secret}"},
         )
         assert r.status_code == 200, r.text
     with httpx.Client(base_url=hub.url, timeout=30) as client:

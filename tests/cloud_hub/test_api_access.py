@@ -1,8 +1,9 @@
 """Every role against every store's data, through a real ``retail-hub serve`` process.
 
 No key sees a store outside its scope (404, as for a store that does not exist), a role never
-uses a route it lacks (403), a missing, unknown or revoked key gets 401, the ingest endpoint
-still needs no key, and no key ever appears in the hub's log.
+uses a route it lacks (403), a missing, unknown or revoked key gets 401, ingest takes a device
+secret from enrollment and never an API key (nor the other way round), and no key or secret ever
+appears in the hub's log.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class Served:
     holders: dict[str, Holder]
     revoked: str
     unknown: str
+    device_secrets: dict[str, str]  # by store
 
     def get(self, path: str, key: str | None, **params: str) -> httpx.Response:
         headers = {} if key is None else {"Authorization": f"Bearer {key}"}
@@ -74,7 +76,7 @@ def _store_records(store: str, n: int) -> list[BaseModel]:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    """Three stores with data sent over HTTP ingest (no key), and keys of every role."""
+    """Three stores with data sent over HTTP ingest by enrolled boxes, and keys of every role."""
     folder: Path = tmp_path_factory.mktemp("hub-access")
     url = f"sqlite:///{folder / 'hub.db'}"
     upgrade_database(url)
@@ -99,17 +101,19 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     engine.dispose()
     hub = HubProcess(folder)
     hub.start(url, env={"RETAIL_HUB_LOG_LEVEL": "DEBUG"})
+    secrets = {}
     for store, n in STORES.items():
+        secrets[store] = hub.enroll(store, f"{store}-box")
         b = batch(numbered(_store_records(store, n)), device_id=f"{store}-box", store_id=store)
         r = httpx.post(
             hub.url + API + "/ingest/telemetry",
             content=encode_batch(b),
-            headers={"Content-Encoding": "gzip"},
+            headers={"Content-Encoding": "gzip", "Authorization": f"Bearer {secrets[store]}"},
             timeout=30,
         )
-        assert r.status_code == 200, r.text  # ingest still needs no key
+        assert r.status_code == 200, r.text
     with httpx.Client(base_url=hub.url, timeout=30) as client:
-        yield Served(hub, client, holders, revoked, "rcv_" + "x" * 43)
+        yield Served(hub, client, holders, revoked, "rcv_" + "x" * 43, secrets)
     assert hub.stop() in CLEAN_EXIT, hub.log()
 
 
@@ -224,8 +228,41 @@ def test_only_hq_admins_change_stores(served: Served) -> None:
     assert [s["store_id"] for s in lyon] == ["lyon"]
 
 
+def test_devices_are_listed_only_within_the_key_s_stores(served: Served) -> None:
+    for holder in served.holders.values():
+        r = served.get("/devices", holder.key)
+        assert r.status_code == 200, holder.name
+        listed = {(d["store_id"], d["device_id"]) for d in r.json()["items"]}
+        want = {(s, f"{s}-box") for s in STORES if s in holder.stores}
+        assert listed == want, holder.name
+        assert all(d["enrolled_at"] is not None for d in r.json()["items"])
+
+
+def test_device_secrets_and_api_keys_do_not_stand_in_for_each_other(served: Served) -> None:
+    secret = served.device_secrets["paris"]
+    assert served.get("/stores", secret).status_code == 401
+    b = batch(
+        numbered(_store_records("paris", 1), first_seq=100), device_id="paris-box", store_id="paris"
+    )
+    for key in (served.holders["admin"].key, None):
+        headers = {"Content-Encoding": "gzip"} | (
+            {} if key is None else {"Authorization": f"Bearer {key}"}
+        )
+        r = served.client.post(API + "/ingest/telemetry", content=encode_batch(b), headers=headers)
+        assert r.status_code == 401, r.text
+    # Only HQ admins issue enrollment tokens.
+    for holder in served.holders.values():
+        r = served.client.post(
+            API + "/devices/enrollment-tokens",
+            json={"store_id": "paris"},
+            headers={"Authorization": f"Bearer {holder.key}"},
+        )
+        assert r.status_code == (201 if holder.role is Role.HQ_ADMIN else 403), holder.name
+
+
 def test_no_key_appears_in_the_hub_log(served: Served) -> None:
     keys = [h.key for h in served.holders.values()] + [served.revoked, served.unknown]
+    keys += list(served.device_secrets.values())
     for key in keys:  # every key used at least once, valid or not
         served.get("/stores", key)
     log = served.hub.log()

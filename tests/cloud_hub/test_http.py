@@ -42,7 +42,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[HubProces
     url = f"sqlite:///{folder / 'hub.db'}"
     upgrade_database(url)
     hub = HubProcess(folder)
-    hub.start(url)
+    hub.start(url, device_auth="open")
     engine = create_hub_engine(url)
     yield hub, engine
     engine.dispose()
@@ -146,7 +146,7 @@ def test_database_down_gives_503_with_retry_after_and_nothing_is_lost(
     tmp_path: Path, pg_hub_url: str, postgres_server: PostgresProcess
 ) -> None:
     hub = HubProcess(tmp_path)
-    hub.start(pg_hub_url)
+    hub.start(pg_hub_url, device_auth="open")
     engine = create_hub_engine(pg_hub_url)
     b = batch(numbered([counter(3, target="pg-door")]), device_id="p1")
     try:

@@ -22,6 +22,8 @@ TABLES = {
     "dead_letters",
     "device_presence",
     "devices",
+    "device_credentials",
+    "enrollment_tokens",
     "events",
     "heatmaps",
     "job_runs",

@@ -93,10 +93,11 @@ def test_webhooks_are_registered_signed_retried_logged_and_survive_a_restart(
         # An edge raises an alert: the webhook fails twice, then the receiver takes it.
         receiver.script.extend([500, 500])
         raised = batch(numbered([alert_event("alert_raised", T0 + 1.0)]))
+        secret = hub.enroll("s1", "d1")
         r = httpx.post(
             hub.url + API + "/ingest/telemetry",
             content=encode_batch(raised),
-            headers={"Content-Encoding": "gzip"},
+            headers={"Content-Encoding": "gzip", "Authorization": f"Bearer {secret}"},
         )
         assert r.status_code == 200, r.text
         wait_for(lambda: 200 in _events(receiver, "alert.opened"), 60, "alert.opened delivered")

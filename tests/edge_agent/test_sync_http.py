@@ -68,7 +68,7 @@ def any_hub_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple
 def hub(tmp_path: Path, hub_db: tuple[str, Engine]) -> Iterator[HubProcess]:
     """The hub API serving ``hub_db``."""
     proc = HubProcess(tmp_path / "hub")
-    proc.start(hub_db[0])
+    proc.start(hub_db[0], device_auth="open")
     yield proc
     assert proc.stop() in CLEAN_EXIT, proc.log()
 
@@ -99,7 +99,7 @@ def test_everything_appended_arrives_exactly_once(
     url, engine = any_hub_db
     bodies = store_mix(300)
     hub = HubProcess(tmp_path / "hub")
-    hub.start(url)
+    hub.start(url, device_auth="open")
     try:
         with (
             Outbox.open(tmp_path / "o.sqlite3", DEVICE, STORE, reserve_bytes=0) as ob,
@@ -169,7 +169,7 @@ def test_hub_down_then_up_is_drained_after_with_one_log_line_each_way(
             )
             seqs += ob.append(store_mix(60)[-50:], T0 + 1)
             assert ob.stats(T0).pending_count == len(seqs)
-            hub.start(url)
+            hub.start(url, device_auth="open")
             wait_for(lambda: ob.stats(T0).pending_count == 0, timeout_s=60, what="drained")
         finally:
             syncer.stop()
@@ -187,7 +187,9 @@ def test_batches_too_large_for_the_hub_are_split_until_they_fit(
     caplog.set_level(logging.ERROR, logger="edge_agent.sync.syncer")
     rng = random.Random(3)
     hub = HubProcess(tmp_path / "hub")
-    hub.start(url, env={"RETAIL_HUB_MAX_BODY_BYTES": "40000"})  # ~15 noisy heatmaps gzipped
+    hub.start(
+        url, env={"RETAIL_HUB_MAX_BODY_BYTES": "40000"}, device_auth="open"
+    )  # ~15 noisy heatmaps gzipped
     try:
         with (
             Outbox.open(tmp_path / "o.sqlite3", DEVICE, STORE, reserve_bytes=0) as ob,

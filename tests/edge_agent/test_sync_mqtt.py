@@ -214,7 +214,7 @@ def test_switching_to_http_with_batches_queued_in_the_broker_counts_nothing_twic
     worker.stop()
     transport.ack_timeout_s = 1.0
     hub = HubProcess(tmp_path / "hub")
-    hub.start(url)
+    hub.start(url, device_auth="open")
     try:
         with Outbox.open(tmp_path / "o.sqlite3", DEVICE, STORE, reserve_bytes=0) as ob:
             seqs = ob.append([rollup(i) for i in range(60)], T0)

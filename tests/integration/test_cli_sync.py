@@ -1,5 +1,6 @@
-"""The installer's path end to end: `retail-edge process --outbox`, `outbox`, `sync` into a real
-hub process (uvicorn, SQLite), and the hub's tables agreeing with the edge's own report."""
+"""The installer's path end to end: `retail-hub admin enroll-token`, `retail-edge enroll`,
+`retail-edge process --outbox`, `outbox`, `sync` into a real hub process (uvicorn, SQLite, device
+auth required), and the hub's tables agreeing with the edge's own report."""
 
 from __future__ import annotations
 
@@ -39,11 +40,25 @@ def _store_config(tmp_path: Path, assets: Path, hub_url: str) -> Path:
     demo["model"] = {"path": str(assets / "models/person/yolox_nano.onnx")}
     demo["cameras"][0]["source"] = str(assets / VIDEO)
     demo["outbox"] = {"path": str(tmp_path / "outbox.sqlite3")}
-    demo["sync"] = {"transport": "http", "hub_url": hub_url}
+    demo["sync"] = {
+        "transport": "http",
+        "hub_url": hub_url,
+        "credentials_file": str(tmp_path / "credentials.json"),
+    }
     demo.pop("privacy", None)
     path = tmp_path / "store.yaml"
     path.write_text(yaml.safe_dump(demo))
     return path
+
+
+def _hub(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cloud_hub.cli", *map(str, args)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def _hub_rows(db: Path, sql: str) -> list[Any]:
@@ -75,12 +90,33 @@ def test_process_then_sync_lands_exactly_the_report_at_the_hub(
     assert state.returncode == 0, state.stderr
     assert json.loads(state.stdout)["pending_count"] == appended
 
+    # Before enrolling, sync says what to do instead of trying.
+    unenrolled = _edge("sync", "--config", config, "--timeout", "3")
+    assert unenrolled.returncode == 2 and "retail-edge enroll" in unenrolled.stderr
+
+    # HQ issues a one-time token; the installer enrolls the box with it, once.
+    upgrade_database(f"sqlite:///{db}")
+    hub.start(f"sqlite:///{db}")
+    issued = _hub(
+        "admin", "enroll-token", "--store", "demo-store", "--database-url", f"sqlite:///{db}"
+    )
+    assert issued.returncode == 0, issued.stderr
+    token = issued.stdout.strip()
+    enrolled = _edge("enroll", "--config", config, "--token", token, timeout=60)
+    assert enrolled.returncode == 0, enrolled.stderr
+    creds_file = tmp_path / "credentials.json"
+    assert creds_file.stat().st_mode & 0o077 == 0  # owner only
+    secret = json.loads(creds_file.read_text())["device_secret"]
+    assert secret not in enrolled.stdout + enrolled.stderr
+    reused = _edge("enroll", "--config", config, "--token", token, "--out", tmp_path / "x.json")
+    assert reused.returncode == 2 and "already used" in reused.stderr
+    hub.stop()
+
     # The hub is down: sync gives up after its timeout with exit 2 and keeps everything.
     down = _edge("sync", "--config", config, "--timeout", "3")
     assert down.returncode == 2, down.stdout + down.stderr
     assert json.loads(_edge("outbox", "--config", config).stdout)["pending_count"] == appended
 
-    upgrade_database(f"sqlite:///{db}")
     hub.start(f"sqlite:///{db}")
     try:
         synced = _edge("sync", "--config", config, "--timeout", "120")
@@ -94,7 +130,8 @@ def test_process_then_sync_lands_exactly_the_report_at_the_hub(
         again = json.loads(_edge("sync", "--config", config, "--timeout", "30").stdout)
         assert again["sent"] == 0  # acknowledged records are gone from the outbox
 
-        device = httpx.get(f"{hub.url}/api/v1/devices/box-1/sync", timeout=10).json()
+        auth = {"Authorization": f"Bearer {secret}"}
+        device = httpx.get(f"{hub.url}/api/v1/devices/box-1/sync", headers=auth, timeout=10).json()
         assert device["max_seq"] == appended
     finally:
         hub.stop()

@@ -79,7 +79,7 @@ def test_alert_snapshot_and_heatmap_reach_the_hub_faceless_and_expire(
             "--outbox", "--all-frames", "--no-progress", "--recorded-at", str(two_days_ago),
         )
     )  # fmt: skip
-    hub.start(db)
+    hub.start(db, device_auth="open")
     try:
         synced = json.loads(_run("edge_agent.cli", "sync", "--config", config, "--timeout", "120"))
         assert synced["delivered"] == report["records_appended"] and synced["dead_lettered"] == 0

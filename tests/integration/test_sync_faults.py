@@ -155,7 +155,7 @@ def test_edge_sigkilled_while_writing_and_syncing_loses_and_duplicates_nothing(
 ) -> None:
     url = sqlite_hub(tmp_path)
     hub = HubProcess(tmp_path)
-    hub.start(url)
+    hub.start(url, device_auth="open")
     try:
         cfg = write_config(tmp_path / "edge.yaml", http_sync(hub), tmp_path / "outbox.sqlite3")
         producer = Producer(cfg, total=2500, rate=250)
@@ -175,7 +175,7 @@ def test_edge_sigkilled_while_writing_and_syncing_loses_and_duplicates_nothing(
 def test_hub_sigkilled_mid_batch_and_restarted(tmp_path: Path) -> None:
     url = sqlite_hub(tmp_path)
     hub = HubProcess(tmp_path)
-    hub.start(url)
+    hub.start(url, device_auth="open")
     try:
         cfg = write_config(tmp_path / "edge.yaml", http_sync(hub), tmp_path / "outbox.sqlite3")
         producer = Producer(cfg, total=3000, rate=300)
@@ -184,7 +184,7 @@ def test_hub_sigkilled_mid_batch_and_restarted(tmp_path: Path) -> None:
             producer.run_for(pause)
             hub.stop(kill=True)
             producer.run_for(1.0)  # appends go on while the hub is gone
-            hub.start(url)
+            hub.start(url, device_auth="open")
         producer.finish()
         assert_hub_holds_exactly(url, 3000)
     finally:
@@ -197,7 +197,7 @@ def test_hub_database_restarted_under_load(
 ) -> None:
     upgrade_database(pg_url)
     hub = HubProcess(tmp_path)
-    hub.start(pg_url)
+    hub.start(pg_url, device_auth="open")
     try:
         cfg = write_config(tmp_path / "edge.yaml", http_sync(hub), tmp_path / "outbox.sqlite3")
         producer = Producer(cfg, total=2500, rate=250)
@@ -223,7 +223,7 @@ def test_long_broker_outage_worker_killed_then_switch_to_http(
     worker = WorkerProcess(tmp_path, mosquitto.port, url)
     worker.start()
     hub = HubProcess(tmp_path)
-    hub.start(url)
+    hub.start(url, device_auth="open")
     try:
         outbox = tmp_path / "outbox.sqlite3"
         cfg_mqtt = write_config(tmp_path / "edge-mqtt.yaml", mqtt_sync(mosquitto), outbox)
@@ -261,7 +261,7 @@ def test_switch_from_http_to_mqtt_mid_run(tmp_path: Path, mosquitto: MosquittoPr
     acked) and the edge is SIGKILLed too; the edge comes back on MQTT and finishes there."""
     url = sqlite_hub(tmp_path)
     hub = HubProcess(tmp_path)
-    hub.start(url)
+    hub.start(url, device_auth="open")
     worker = WorkerProcess(tmp_path, mosquitto.port, url)
     worker.start()
     try:

@@ -1,4 +1,5 @@
-"""``GET /api/v1/health``: 200 when the database answers, 503 when it does not."""
+"""``GET /api/v1/health``: 200 when the database answers, 503 when it does not (liveness);
+``GET /api/v1/health/ready``: every configured dependency checked (readiness)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 
-from cloud_hub.api.deps import EngineDep
+from cloud_hub.api.deps import EngineDep, SettingsDep
 from cloud_hub.db import ping
+from cloud_hub.services.readiness import Readiness, readiness
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["health"])
@@ -32,3 +34,21 @@ async def health(engine: EngineDep) -> JSONResponse:
             headers={"Retry-After": "5"},
         )
     return JSONResponse({"status": "ok", "database": engine.dialect.name})
+
+
+@router.get(
+    "/health/ready",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "a check failed (see checks)"}},
+)
+async def ready(engine: EngineDep, settings: SettingsDep) -> JSONResponse:
+    """Readiness for a load balancer or orchestrator: the database is reachable and migrated,
+    and the MQTT broker accepts the hub where ``RETAIL_HUB_READY_CHECKS`` includes it."""
+    state = await run_in_threadpool(readiness, engine, settings)
+    if not state.ready:
+        log.warning("not ready: %s", {k: c.detail for k, c in state.checks.items() if not c.ok})
+    return JSONResponse(
+        state.model_dump(),
+        status_code=200 if state.ready else 503,
+        headers=None if state.ready else {"Retry-After": "5"},
+    )

@@ -1,6 +1,8 @@
 """``POST /api/v1/ingest/telemetry``: one telemetry batch in, its ack out once committed.
 
 Body: the bytes of ``common.sync.encode_batch`` (``Content-Encoding: gzip``) or plain JSON.
+Needs the device's secret from enrollment as ``Authorization: Bearer`` (401 without it, unless
+the hub runs with ``device_auth`` open); a batch naming another device or store is refused.
 200 → ``BatchAck``; 400 → ``BatchRejected`` (kept as a dead letter); 413 → ``BatchRejected``
 (too large, nothing kept: split the batch); 415 → unknown ``Content-Encoding``; 503 with
 ``Retry-After`` → the database is unreachable, nothing was acknowledged, send again later.
@@ -15,6 +17,7 @@ from fastapi import APIRouter, Request, Response
 from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 
+from cloud_hub.api.auth import ErrorDetail
 from cloud_hub.api.deps import DeviceDep, EngineDep, SettingsDep
 from cloud_hub.services.payloads import ingest_payload
 from common.sync import BatchAck, BatchRejected
@@ -49,6 +52,10 @@ async def _read_capped(request: Request, limit: int) -> bytes | None:
     response_model=BatchAck,
     responses={
         400: {"model": BatchRejected, "description": "not a readable batch (dead-lettered)"},
+        401: {
+            "model": ErrorDetail,
+            "description": "no device secret, or an unknown or revoked one",
+        },
         413: {"model": BatchRejected, "description": "body larger than the hub accepts"},
         415: {"model": BatchRejected, "description": "Content-Encoding other than gzip"},
         503: {"model": BatchRejected, "description": "database unreachable; retry later"},
