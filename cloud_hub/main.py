@@ -25,6 +25,7 @@ from cloud_hub.core.config import HubSettings
 from cloud_hub.dashboard.router import router as dashboard_router
 from cloud_hub.db import create_hub_engine
 from cloud_hub.migrate import SchemaOutOfDateError, check_schema_current
+from cloud_hub.services.jwt_auth import JwtVerifier
 from cloud_hub.workers.jobs import HubJobs
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,8 @@ def create_app(settings: HubSettings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    configured = settings.jwt_public_key_file is not None or settings.jwt_secret is not None
+    app.state.jwt = JwtVerifier(settings) if configured else None
     app.include_router(api_router, prefix=API_PREFIX)
     app.include_router(dashboard_router)  # the dashboard's static pages at /dashboard/
     app.add_middleware(

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException
+from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 from sqlalchemy import Engine
@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from cloud_hub.api.deps import EngineDep
 from cloud_hub.core.security import Caller, Permission
 from cloud_hub.services.api_keys import caller_for_key
+from cloud_hub.services.jwt_auth import JwtVerifier, looks_like_jwt
 from cloud_hub.services.stores import StoreOut, get_store
 
 log = logging.getLogger(__name__)
@@ -28,8 +29,8 @@ log = logging.getLogger(__name__)
 bearer = HTTPBearer(
     auto_error=False,
     scheme_name="ApiKey",
-    description="An API key from `retail-hub admin create-key`, sent as "
-    "`Authorization: Bearer KEY`.",
+    description="An API key from `retail-hub admin create-key`, or a JWT from the company's "
+    "identity provider where the hub is configured for it, sent as `Authorization: Bearer`.",
 )
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
@@ -56,12 +57,22 @@ def _lookup(engine: Engine, key: str) -> Caller | None:
 
 
 async def current_caller(
+    request: Request,
     engine: EngineDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Caller:
-    """The caller whose API key came with the request; 401 without a valid one."""
+    """The caller whose API key (or identity-provider JWT, where configured) came with the
+    request; 401 without a valid one."""
     if credentials is None:
         raise HTTPException(401, "an API key is required: Authorization: Bearer KEY", _CHALLENGE)
+    verifier: JwtVerifier | None = request.app.state.jwt
+    if verifier is not None and looks_like_jwt(credentials.credentials):
+        jwt_caller = verifier.caller(credentials.credentials)
+        if jwt_caller is None:
+            raise HTTPException(
+                401, "JWT not accepted (signature, issuer, audience, expiry or scope)", _CHALLENGE
+            )
+        return jwt_caller
     caller = await run_in_threadpool(_lookup, engine, credentials.credentials)
     if caller is None:
         log.info("request refused: unknown or revoked API key")  # never the key itself

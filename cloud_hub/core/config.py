@@ -117,6 +117,16 @@ class HubSettings(BaseSettings):
         description="what /api/v1/health/ready checks: the database, and the MQTT broker "
         'where the deployment has one (["database", "broker"])',
     )
+    jwt_issuer: str | None = Field(
+        None, description="people's JWTs: the identity provider's issuer (iss), required"
+    )
+    jwt_audience: str | None = Field(None, description="people's JWTs: this hub's audience (aud)")
+    jwt_public_key_file: Path | None = Field(
+        None, description="people's JWTs: the provider's public key (PEM; RS256, ES256, EdDSA)"
+    )
+    jwt_secret: SecretStr | None = Field(
+        None, description="people's JWTs signed HS256 with a shared secret (instead of a key file)"
+    )
     log_level: LogLevel = Field("INFO", description="logging level of hub processes")
     snapshot_retention_days: float = Field(
         30.0, gt=0, description="snapshots (gated images) older than this are deleted"
@@ -198,6 +208,13 @@ class HubSettings(BaseSettings):
             raise ValueError(
                 "RETAIL_HUB_MQTT_TLS_CERT_FILE and RETAIL_HUB_MQTT_TLS_KEY_FILE come together"
             )
+        jwt_keys = (self.jwt_public_key_file is not None) + (self.jwt_secret is not None)
+        if jwt_keys > 1:
+            raise ValueError(
+                "set RETAIL_HUB_JWT_PUBLIC_KEY_FILE or RETAIL_HUB_JWT_SECRET, not both"
+            )
+        if jwt_keys and (not self.jwt_issuer or not self.jwt_audience):
+            raise ValueError("JWTs need RETAIL_HUB_JWT_ISSUER and RETAIL_HUB_JWT_AUDIENCE")
         if self.mqtt_password is not None and self.mqtt_username is None:
             raise ValueError("RETAIL_HUB_MQTT_PASSWORD is set but RETAIL_HUB_MQTT_USERNAME is not")
         return self

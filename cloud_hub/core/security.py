@@ -63,13 +63,13 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
 
 @dataclass(frozen=True)
 class Caller:
-    """The holder of a valid (known, unrevoked) API key.
+    """The holder of a valid (known, unrevoked) API key, or of a verified JWT.
 
     ``store_ids`` is None for a key that sees every store (HQ admins, integrators created with
     ``--all-stores``), else the stores it may see.
     """
 
-    key_id: int
+    key_id: int | None  # None: a JWT from the identity provider, not an API key
     name: str
     role: Role
     store_ids: frozenset[str] | None

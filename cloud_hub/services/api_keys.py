@@ -43,7 +43,8 @@ class ApiKeyInfo(BaseModel):
     revoked_at: float | None
 
 
-def _check_scope(role: Role, store_ids: Sequence[str], all_stores: bool) -> None:
+def check_scope(role: Role, store_ids: Sequence[str], all_stores: bool) -> None:
+    """Raise ApiKeyError when ``store_ids`` / ``all_stores`` do not go with ``role``."""
     for s in store_ids:
         if not re.match(STORE_ID_PATTERN, s):
             raise ApiKeyError(f"store id {s!r} is not a valid id (letters, digits, - _ .)")
@@ -70,7 +71,7 @@ def create_api_key(
     Raises:
         ApiKeyError: the role and the stores do not go together, or an id or name is invalid.
     """
-    _check_scope(role, store_ids, all_stores)
+    check_scope(role, store_ids, all_stores)
     stores = sorted(set(store_ids))
     label = name if name is not None else f"{role.value} {','.join(stores) or 'all stores'}"
     if not label.strip() or len(label) > MAX_NAME_CHARS:
