@@ -113,6 +113,14 @@ def test_alert_snapshot_and_heatmap_reach_the_hub_faceless_and_expire(
             assert image.shape[:2] == (s["height"], s["width"])
             _, scores = auditor.detect(image)
             assert scores.max(initial=0.0) < FACE_FOUND, (s["purpose"], scores.max())
+        heat = next(s for s in page["items"] if s["purpose"] == "heatmap")
+        where = {"store_id": "s1", "camera_id": heat["camera_id"]}
+        latest = api.get("/api/v1/snapshots/heatmaps/latest", params=where)
+        assert latest.status_code == 200 and latest.headers["content-type"] == "image/png"
+        assert hashlib.sha256(latest.content).hexdigest() == heat["sha256"]
+        assert outsider.get("/api/v1/snapshots/heatmaps/latest", params=where).status_code == 404
+        missing = {**where, "camera_id": "no-such-camera"}
+        assert api.get("/api/v1/snapshots/heatmaps/latest", params=missing).status_code == 404
         alert = next(s for s in page["items"] if s["purpose"] == "alert_snapshot")
         assert outsider.get("/api/v1/snapshots", params={"store_id": "s1"}).status_code == 404
         assert outsider.get("/api/v1/snapshots").json()["total"] == 0

@@ -62,6 +62,46 @@ async def snapshots(
 
 
 @router.get(
+    "/heatmaps/latest",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/png": {}, "image/jpeg": {}}, "description": "the image"},
+        **STORE_RESPONSES,
+    },
+)
+async def latest_heatmap(
+    caller: AnalyticsReader,
+    engine: EngineDep,
+    store_id: str = Query(description="the store"),
+    camera_id: str = Query(description="one of its cameras"),
+) -> Response:
+    """The camera's newest heatmap image, as the edge drew it and its privacy gate released it
+    (the hub draws no images; the numbers behind it are at ``/analytics/heatmap``). 404 when the
+    store is not the key's or the camera has sent none."""
+    if not caller.sees(store_id):
+        raise HTTPException(404, f"store {store_id!r} not found")
+
+    def read(e: Engine) -> tuple[str, SnapshotImage] | None:
+        with e.connect() as conn:
+            page = list_snapshots(
+                conn, store_ids=[store_id], camera_id=camera_id, purpose="heatmap", limit=1
+            )
+            if not page.items:
+                return None
+            return read_snapshot(conn, page.items[0].device_id, page.items[0].seq)
+
+    found = await run_in_threadpool(read, engine)
+    if found is None:
+        raise HTTPException(404, f"no heatmap image from store {store_id!r} camera {camera_id!r}")
+    image = found[1]
+    return Response(
+        content=image.data,
+        media_type=image.media_type,
+        headers={"ETag": f'"{image.sha256}"', "Cache-Control": "private, max-age=60"},
+    )
+
+
+@router.get(
     "/{device_id}/{seq}/image",
     response_class=Response,
     responses={
