@@ -14,14 +14,16 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 from fastapi.middleware.cors import CORSMiddleware
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 
 from cloud_hub.api.limits import RequestLimits
 from cloud_hub.api.main import api_router
 from cloud_hub.core.config import HubSettings
+from cloud_hub.core.metrics import RequestTimer
 from cloud_hub.dashboard.router import router as dashboard_router
 from cloud_hub.db import create_hub_engine
 from cloud_hub.migrate import SchemaOutOfDateError, check_schema_current
@@ -31,6 +33,11 @@ from cloud_hub.workers.jobs import HubJobs
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
+
+
+def _metrics() -> Response:
+    """Prometheus metrics of this process (ingest, API latency), text exposition format."""
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
 def create_app(settings: HubSettings) -> FastAPI:
@@ -72,6 +79,7 @@ def create_app(settings: HubSettings) -> FastAPI:
     configured = settings.jwt_public_key_file is not None or settings.jwt_secret is not None
     app.state.jwt = JwtVerifier(settings) if configured else None
     app.include_router(api_router, prefix=API_PREFIX)
+    app.add_api_route("/metrics", _metrics, include_in_schema=False, methods=["GET"])
     app.include_router(dashboard_router)  # the dashboard's static pages at /dashboard/
     app.add_middleware(
         RequestLimits,
@@ -85,4 +93,5 @@ def create_app(settings: HubSettings) -> FastAPI:
             allow_methods=["GET", "POST", "PUT", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
         )
+    app.add_middleware(RequestTimer, prefix=API_PREFIX)  # added last, so outermost: times 429s and 413s too
     return app

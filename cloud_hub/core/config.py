@@ -127,6 +127,12 @@ class HubSettings(BaseSettings):
     jwt_secret: SecretStr | None = Field(
         None, description="people's JWTs signed HS256 with a shared secret (instead of a key file)"
     )
+    worker_metrics_port: int | None = Field(
+        None, ge=1, le=65535, description="`retail-hub worker` serves /metrics on this port"
+    )
+    worker_metrics_addr: str = Field(
+        "127.0.0.1", description="address the worker's metrics listen on (0.0.0.0: all)"
+    )
     log_level: LogLevel = Field("INFO", description="logging level of hub processes")
     snapshot_retention_days: float = Field(
         30.0, gt=0, description="snapshots (gated images) older than this are deleted"
@@ -187,6 +193,85 @@ class HubSettings(BaseSettings):
     )
     webhook_timeout_s: float = Field(
         10.0, gt=0, le=120, description="how long one webhook request may take, s"
+    )
+    models_dir: Path = Field(
+        Path("./hub-models"),
+        description="where uploaded model bundles are kept, one {sha256}.tar each (share it "
+        "between API replicas: a volume, or a mounted bucket)",
+    )
+    trusted_keys_dir: Path | None = Field(
+        None,
+        description="folder of Ed25519 public keys (*.pub) a model bundle may be signed with; "
+        "no bundle can be uploaded without it",
+    )
+    model_max_bytes: int = Field(
+        512 * 1024 * 1024, gt=0, description="largest model bundle upload, bytes"
+    )
+    rollout_gate_interval_s: int = Field(
+        10, ge=0, description="how often rollout wave gates are evaluated, s (0: only on reports)"
+    )
+
+    video_data_dir: Path = Field(
+        Path("./hub-data/video"),
+        description="where uploaded clips wait for their job and jobs keep their work files; "
+        "the API processes that take uploads and the workers that run jobs must share it",
+    )
+    video_max_upload_bytes: int = Field(
+        2 * 1024**3, gt=0, description="largest clip `POST /api/v1/video/upload` accepts, bytes"
+    )
+    video_upload_retention_s: float = Field(
+        24 * 3600.0,
+        gt=0,
+        description="an uploaded clip no job has taken is deleted after this long, s (clips are "
+        "deleted as soon as their job ends, success or failure)",
+    )
+    video_retention_interval_s: int = Field(
+        600, ge=0, description="how often expired clips and job leftovers are removed, s (0: never)"
+    )
+    video_jobs: bool = Field(
+        True, description="`retail-hub worker` runs uploaded-clip processing jobs"
+    )
+    video_jobs_in_serve: bool = Field(
+        False, description="`retail-hub serve` also runs uploaded-clip processing jobs"
+    )
+    video_hub_url: str = Field(
+        "http://127.0.0.1:8000",
+        pattern=r"^https?://",
+        description="base URL of the hub API as seen from the job worker: a job's virtual "
+        "device enrolls and syncs its results through it, like a store box",
+    )
+    video_model: Path | None = Field(
+        None,
+        description="detector model the jobs run (ONNX, OpenVINO .xml or a signed bundle, as "
+        "an edge config's model.path); jobs fail until it is set",
+    )
+    video_model_trusted_keys: Path | None = Field(
+        None, description="folder of Ed25519 public keys when video_model is a signed bundle"
+    )
+    video_face_model: Path | None = Field(
+        None,
+        description="YuNet face model: with it, jobs also send gated alert snapshots and "
+        "heatmap images, as an edge does; without it, numbers only",
+    )
+    video_edge_python: Path | None = Field(
+        None,
+        description="Python interpreter that has the edge agent installed (runs `-m "
+        "edge_agent.cli`); default: the hub's own",
+    )
+    video_poll_s: float = Field(
+        2.0, gt=0, le=60, description="how often an idle job runner looks for queued jobs, s"
+    )
+    video_job_lease_s: float = Field(
+        60.0,
+        ge=5,
+        description="a running job's lease, renewed every third of it; a job whose runner "
+        "stopped renewing is taken again after this long, s",
+    )
+    video_job_max_attempts: int = Field(
+        3, ge=1, le=20, description="takes of a job (runners that died on it) before it fails"
+    )
+    video_job_timeout_s: float = Field(
+        4 * 3600.0, gt=0, description="longest one edge step of a job may run, s"
     )
 
     @field_validator("database_url")

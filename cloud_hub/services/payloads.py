@@ -13,6 +13,7 @@ import logging
 from sqlalchemy import Engine
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
+from cloud_hub.core.metrics import observe_ack, observe_rejected
 from cloud_hub.services.dead_letters import store_payload_dead_letter
 from cloud_hub.services.ingest import ingest_batch
 from common.sync import (
@@ -69,6 +70,7 @@ def ingest_payload(
         try:
             with engine.begin() as conn:
                 ack = ingest_batch(conn, batch, received_at, strict_json=strict_json)
+            observe_ack(batch, ack, received_at)
             return ack
         except (DataError, IntegrityError, OverflowError) as exc:
             # A value the database cannot hold (a seq beyond BIGINT, say). Retrying cannot
@@ -111,6 +113,7 @@ def reject_payload(
             store_id=source.store_id if source else None,
             device_id=source.device_id if source else None,
         )
+    observe_rejected()
     log.warning(
         "payload of %d bytes rejected (dead letter %d, batch %s): %s",
         len(payload), dead_id, batch_id, reason,

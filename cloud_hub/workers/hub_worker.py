@@ -1,10 +1,13 @@
 """``retail-hub worker``: the MQTT ingest worker, the device status listener and the periodic
-jobs in one process, sharing one database engine, until ``stop`` is set."""
+jobs in one process, sharing one database engine, until ``stop`` is set; Prometheus metrics on
+``RETAIL_HUB_WORKER_METRICS_PORT`` when set."""
 
 from __future__ import annotations
 
 import logging
 import threading
+
+from prometheus_client import start_http_server
 
 from cloud_hub.core.config import HubSettings
 from cloud_hub.db import create_hub_engine
@@ -21,6 +24,14 @@ def run_hub_worker(settings: HubSettings, stop: threading.Event) -> None:
     engine = create_hub_engine(settings.database_url, pool_size=2)
     status = DeviceStatusListener(settings, engine)
     jobs = HubJobs(engine, settings)
+    metrics = None
+    if settings.worker_metrics_port:
+        metrics, _ = start_http_server(settings.worker_metrics_port, settings.worker_metrics_addr)
+        log.info(
+            "metrics at http://%s:%d/metrics",
+            settings.worker_metrics_addr,
+            settings.worker_metrics_port,
+        )
     status.start()
     jobs.start()
     try:
@@ -28,4 +39,6 @@ def run_hub_worker(settings: HubSettings, stop: threading.Event) -> None:
     finally:
         jobs.stop()
         status.stop()
+        if metrics is not None:
+            metrics.shutdown()
         engine.dispose()
