@@ -11,6 +11,7 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 from typing import NoReturn
 
 from pydantic import ValidationError
@@ -106,6 +107,76 @@ def _cmd_mqtt_worker(args: argparse.Namespace, settings: HubSettings) -> int:
     return 0
 
 
+def _cmd_broker_config(args: argparse.Namespace, settings: HubSettings) -> int:
+    from cloud_hub.db import create_hub_engine
+    from cloud_hub.migrate import SchemaOutOfDateError, check_schema_current
+    from cloud_hub.services.broker_config import (
+        BrokerConfigError,
+        BrokerOptions,
+        BrokerTls,
+        enrolled_devices,
+        write_broker_config,
+    )
+
+    tls_files = (args.tls_ca, args.tls_cert, args.tls_key)
+    if any(tls_files) and not all(tls_files):
+        raise UsageError("--tls-ca, --tls-cert and --tls-key go together")
+    tls = None
+    if all(tls_files):
+        tls = BrokerTls(ca_file=args.tls_ca, cert_file=args.tls_cert, key_file=args.tls_key)
+    hub_user = args.hub_user or settings.mqtt_username or "hub"
+    if settings.mqtt_username is not None and settings.mqtt_username != hub_user:
+        log.warning(
+            "--hub-user %s differs from RETAIL_HUB_MQTT_USERNAME %s: the workers will not get in",
+            hub_user,
+            settings.mqtt_username,
+        )
+    try:
+        options = BrokerOptions(
+            tls=tls,
+            port=args.port,
+            bind_address=args.bind,
+            hub_user=hub_user,
+            config_dir=args.config_dir,
+            data_dir=args.data_dir,
+            run_as=args.run_as,
+        )
+    except ValidationError as exc:
+        raise UsageError(_settings_error(exc)) from None
+    engine = create_hub_engine(settings.database_url, pool_size=1)
+    try:
+        check_schema_current(engine)
+        with engine.connect() as conn:
+            devices = enrolled_devices(conn)
+    except SchemaOutOfDateError as exc:
+        raise UsageError(str(exc)) from None
+    except OperationalError as exc:
+        raise UsageError(f"cannot reach the database: {_one_line(exc.orig)}") from None
+    finally:
+        engine.dispose()
+    password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else ""
+    try:
+        files = write_broker_config(args.out, devices, options, password)
+    except BrokerConfigError as exc:
+        raise UsageError(str(exc)) from None
+    print(
+        json.dumps(
+            {
+                "conf": str(files.conf),
+                "passwd": str(files.passwd),
+                "acl": str(files.acl),
+                "devices": files.devices,
+                "hub_user": hub_user,
+            }
+        )
+    )
+    print(
+        "apply it: start mosquitto with -c CONF, or send SIGHUP to the running broker",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def _override(settings: HubSettings, **changes: object) -> HubSettings:
     try:
         return HubSettings.model_validate({**settings.model_dump(), **changes})
@@ -184,11 +255,53 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rt.add_argument("--snapshot-days", type=float, help="retention period in days")
     rt.set_defaults(func=_cmd_retention)
+    bc = sub.add_parser(
+        "broker-config",
+        help="write the Mosquitto config: TLS listener, device passwords, per-device ACLs",
+        description="Write mosquitto.conf, passwd (0600) and acl into --out from the enrolled, "
+        "unrevoked devices: each device logs in with its device id and secret and may publish "
+        "only its own telemetry, status and state and read only its own ack and desired; the "
+        "hub user (--hub-user, password $RETAIL_HUB_MQTT_PASSWORD) reads all telemetry and "
+        "writes acks. Re-run it after enrollments and revocations and send SIGHUP to mosquitto "
+        "to apply them. " + ENV_HELP,
+    )
+    bc.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder to write to")
+    bc.add_argument("--tls-ca", type=Path, metavar="FILE", help="CA bundle (PEM) for clients")
+    bc.add_argument("--tls-cert", type=Path, metavar="FILE", help="broker certificate (PEM)")
+    bc.add_argument("--tls-key", type=Path, metavar="FILE", help="broker private key (PEM)")
+    bc.add_argument("--port", type=int, help="listener port (default 8883 with TLS, else 1883)")
+    bc.add_argument("--bind", metavar="ADDRESS", help="address to listen on (default: all)")
+    bc.add_argument(
+        "--hub-user",
+        metavar="NAME",
+        help="MQTT user of the hub workers (default $RETAIL_HUB_MQTT_USERNAME or hub)",
+    )
+    bc.add_argument(
+        "--config-dir",
+        type=Path,
+        metavar="DIR",
+        help="where passwd and acl are as the broker sees them, e.g. /mosquitto/config in a "
+        "container (default: --out)",
+    )
+    bc.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path("/var/lib/mosquitto"),
+        metavar="DIR",
+        help="broker persistence folder (default %(default)s)",
+    )
+    bc.add_argument(
+        "--run-as",
+        metavar="USER",
+        help="account mosquitto drops to when started as root (written as its `user` option; "
+        "passwd and acl are handed to it when this runs as root)",
+    )
+    bc.set_defaults(func=_cmd_broker_config)
     database_url_help = (
         "database to use instead of $DATABASE_URL (sqlite:///hub.db, "
         "postgresql+psycopg://user@host/db)"
     )
-    for command in (sv, mg, mw, rt):
+    for command in (sv, mg, mw, rt, bc):
         command.add_argument("--database-url", metavar="URL", help=database_url_help)
     from cloud_hub.cli_admin import add_admin_parser
 

@@ -25,9 +25,10 @@ from edge_agent.shelf.classes import DetectorClasses
 from edge_agent.shelf.monitor import ShelfFrame
 from edge_agent.sources.camera_reader import CameraReader
 from edge_agent.sources.frame import Frame
-from edge_agent.sources.health import CameraHealth
+from edge_agent.sources.health import CameraHealth, CameraState
 from edge_agent.track.bytetrack import ByteTracker
 from edge_agent.track.tracks import Tracks
+from edge_agent.watchdog import ServiceNotifier
 
 log = logging.getLogger(__name__)
 
@@ -127,8 +128,11 @@ class EdgeAgent:
         on_tracks: Callable[[Frame, Tracks], None] | None = None,
         outbox: Outbox | None = None,
         on_records: Callable[[], None] | None = None,
+        notifier: ServiceNotifier | None = None,
     ) -> None:
         self.config = config
+        # systemd (Type=notify): READY once running, watchdog pings from the loop.
+        self.notifier = notifier
         self.detector = detector
         self.on_tracks = on_tracks
         self.on_records = on_records
@@ -203,6 +207,8 @@ class EdgeAgent:
         if self._stopped:
             return
         self._stopped = True
+        if self.notifier is not None:
+            self.notifier.stopping()
         for reader in self.readers.values():
             reader.stop()
         for pipeline in self.pipelines.values():
@@ -252,11 +258,19 @@ class EdgeAgent:
         """Loop until ``stop()`` (or for ``duration_s``), logging health periodically."""
         end = None if duration_s is None else time.monotonic() + duration_s
         next_health = time.monotonic() + health_every_s
+        if self.notifier is not None:
+            self.notifier.ready(f"{len(self.readers)} camera(s)")
         while not self._stop.is_set() and (end is None or time.monotonic() < end):
             self.step()
+            if self.notifier is not None:
+                self.notifier.tick(time.monotonic())
             if time.monotonic() >= next_health:
                 next_health += health_every_s
-                for h in self.health():
+                health = self.health()
+                if self.notifier is not None:
+                    streaming = sum(h.state is CameraState.STREAMING for h in health)
+                    self.notifier.status(f"{streaming}/{len(health)} camera(s) streaming")
+                for h in health:
                     log.info(
                         "camera %s: %s, in %.1f fps, processed %.1f fps, dropped %d, reconnects %d",
                         h.camera_id,

@@ -98,6 +98,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from edge_agent.config import load_config
     from edge_agent.process import open_detector
     from edge_agent.sync.session import SyncSession
+    from edge_agent.watchdog import ServiceNotifier
 
     config = load_config(args.config)
     cameras = [c for c in config.cameras if c.enabled]
@@ -111,6 +112,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             detector,
             outbox=outbox,
             on_records=session.notify if session is not None else None,
+            notifier=ServiceNotifier.from_environment(),
         )
 
         def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -241,6 +243,18 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     print(f"{args.config}: OK ({len(config.cameras)} camera(s), store {config.store_id})")
     return 0
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from edge_agent.doctor import Status, run_checks
+
+    results = run_checks(args.config, camera_timeout_s=args.camera_timeout)
+    for r in results:
+        for line in r.lines():
+            print(line)
+    failed = [r.name for r in results if r.status is Status.FAIL]
+    print(f"{len(failed)} check(s) failed: {', '.join(failed)}" if failed else "all checks passed")
+    return 1 if failed else 0
 
 
 def _cmd_config_schema(_args: argparse.Namespace) -> int:
@@ -376,6 +390,25 @@ def build_parser() -> argparse.ArgumentParser:
     cc = sub.add_parser("check-config", help="validate a store config and exit")
     cc.add_argument("config", type=Path)
     cc.set_defaults(func=_cmd_check_config)
+
+    dr = sub.add_parser(
+        "doctor",
+        help="check the box: config, model, cameras, disk, clock, hub, broker",
+        description="Run every check a store box needs to work and print PASS, FAIL or SKIP "
+        "per check, with what to fix under each FAIL: the config is valid, the model loads "
+        "and runs, each camera gives a frame, the outbox disk has room, the clock agrees with "
+        "the hub's, the hub accepts this box's credentials, the broker accepts its login. "
+        "Exit code 1 if any check failed.",
+    )
+    dr.add_argument("--config", type=Path, required=True, help="store YAML config")
+    dr.add_argument(
+        "--camera-timeout",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="seconds to wait for each camera to connect and give a frame (10)",
+    )
+    dr.set_defaults(func=_cmd_doctor)
 
     cs = sub.add_parser("config-schema", help="print the store config JSON schema")
     cs.set_defaults(func=_cmd_config_schema)
