@@ -93,5 +93,6 @@ def create_app(settings: HubSettings) -> FastAPI:
             allow_methods=["GET", "POST", "PUT", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
         )
-    app.add_middleware(RequestTimer, prefix=API_PREFIX)  # added last, so outermost: times 429s and 413s too
+    # Added last, so outermost: it times the 429s and 413s of RequestLimits too.
+    app.add_middleware(RequestTimer, prefix=API_PREFIX)
     return app
