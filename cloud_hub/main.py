@@ -29,6 +29,7 @@ from cloud_hub.db import create_hub_engine
 from cloud_hub.migrate import SchemaOutOfDateError, check_schema_current
 from cloud_hub.services.jwt_auth import JwtVerifier
 from cloud_hub.workers.jobs import HubJobs
+from cloud_hub.workers.video_jobs import VideoJobRunner
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +63,14 @@ def create_app(settings: HubSettings) -> FastAPI:
             )
         jobs = HubJobs(engine, settings)
         jobs.start()
+        videos = VideoJobRunner(engine, settings) if settings.video_jobs_in_serve else None
+        if videos is not None:
+            videos.start()
         try:
             yield
         finally:
+            if videos is not None:
+                await run_in_threadpool(videos.stop)
             await run_in_threadpool(jobs.stop)
             engine.dispose()
 
@@ -93,6 +99,7 @@ def create_app(settings: HubSettings) -> FastAPI:
             allow_methods=["GET", "POST", "PUT", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
         )
-    # Added last, so outermost: it times the 429s and 413s of RequestLimits too.
-    app.add_middleware(RequestTimer, prefix=API_PREFIX)
+    app.add_middleware(
+        RequestTimer, prefix=API_PREFIX
+    )  # added last, so outermost: times 429s and 413s too
     return app

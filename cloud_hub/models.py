@@ -62,7 +62,17 @@ class RollupBucket(SQLModel, table=True):
     """
 
     __tablename__ = "rollups"
-    __table_args__ = (Index("ix_rollups_store_bucket", "store_id", "bucket_start"),)
+    # Every reader selects a store's rollups of a few metrics over a time range; on
+    # PostgreSQL the index carries what they add up, so they read the index alone (0009).
+    __table_args__ = (
+        Index(
+            "ix_rollups_store_metric_bucket",
+            "store_id",
+            "metric",
+            "bucket_start",
+            postgresql_include=["camera_id", "target_id", "count", "sum", "min", "max"],
+        ),
+    )
 
     store_id: str = Field(primary_key=True)
     camera_id: str = Field(primary_key=True)
@@ -438,6 +448,151 @@ class DeviceCredential(SQLModel, table=True):
     revoked_at: float | None = Field(default=None, sa_type=Float)
 
 
+class ModelBundle(SQLModel, table=True):
+    """A signed model bundle in the registry (``POST /api/v1/models``). The ``.tar`` itself is
+    stored content-addressed as ``{models_dir}/{sha256}.tar``; ``manifest`` is its signed
+    manifest (verified at upload against the hub's trusted keys)."""
+
+    __tablename__ = "model_bundles"
+
+    name: str = Field(primary_key=True)
+    version: str = Field(primary_key=True)
+    sha256: str = Field(description="sha256 hex of the bundle .tar")
+    size: int = Field(sa_type=BigInteger, description="bytes of the bundle .tar")
+    key_id: str = Field(description="id of the trusted key that signed it")
+    manifest: dict[str, Any] = Field(sa_type=JSON)
+    uploaded_by: str
+    uploaded_at: float = Field(sa_type=Float)
+
+
+class Rollout(SQLModel, table=True):
+    """A model rollout over stores in waves (``waves``: store ids per wave), gated on the
+    edges' reports. ``state``: running, paused, completed, rolled_back or aborted."""
+
+    __tablename__ = "rollouts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    model_name: str
+    model_version: str
+    state: str = Field(index=True)
+    waves: list[list[str]] = Field(sa_type=JSON)
+    current_wave: int
+    wave_started_at: float | None = Field(default=None, sa_type=Float)
+    max_latency_ratio: float = Field(sa_type=Float)
+    min_detection_ratio: float = Field(sa_type=Float)
+    wave_timeout_s: float = Field(sa_type=Float)
+    reason: str | None = Field(default=None, sa_type=Text)
+    created_by: str
+    created_at: float = Field(sa_type=Float)
+    updated_at: float = Field(sa_type=Float)
+    finished_at: float | None = Field(default=None, sa_type=Float)
+
+
+class RolloutDevice(SQLModel, table=True):
+    """One device of a rollout: its wave, the model it ran before (``from_*``; null: its
+    config's) and the last step it reported with the smoke test's numbers."""
+
+    __tablename__ = "rollout_devices"
+
+    rollout_id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    device_id: str = Field(primary_key=True)
+    store_id: str
+    wave: int
+    from_name: str | None = None
+    from_version: str | None = None
+    step: str = Field(description="pending, a TwinStep, or reverted")
+    reason: str | None = Field(default=None, sa_type=Text)
+    latency_ms_before: float | None = Field(default=None, sa_type=Float)
+    latency_ms_after: float | None = Field(default=None, sa_type=Float)
+    detections_before: float | None = Field(default=None, sa_type=Float)
+    detections_after: float | None = Field(default=None, sa_type=Float)
+    updated_at: float = Field(sa_type=Float)
+
+
+class RolloutEvent(SQLModel, table=True):
+    """The audit trail of a rollout: who (a key's name, a device id, or ``hub``) did what,
+    when (hub clock, UNIX s)."""
+
+    __tablename__ = "rollout_events"
+    __table_args__ = (Index("ix_rollout_events_rollout", "rollout_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    rollout_id: int
+    at: float = Field(sa_type=Float)
+    actor: str
+    action: str
+    detail: str | None = Field(default=None, sa_type=Text)
+
+
+class DeviceTwin(SQLModel, table=True):
+    """A device's desired model (null name: its config's) and what it last reported."""
+
+    __tablename__ = "device_twins"
+
+    device_id: str = Field(primary_key=True)
+    store_id: str
+    desired_name: str | None = None
+    desired_version: str | None = None
+    desired_rollout_id: int | None = None
+    revision: int
+    desired_at: float = Field(sa_type=Float)
+    reported_name: str | None = None
+    reported_version: str | None = None
+    reported_step: str | None = None
+    reported_at: float | None = Field(default=None, sa_type=Float)
+
+
+class VideoUpload(SQLModel, table=True):
+    """A recorded clip uploaded for processing (``POST /api/v1/video/upload``). The file is
+    ``{video_data_dir}/uploads/{id}{ext}``: a random name, never the client's. ``deleted_at`` is
+    set when the file is removed (after its job, or on the retention age); the row stays."""
+
+    __tablename__ = "video_uploads"
+
+    id: str = Field(primary_key=True, description="random hex id, also the file's name")
+    store_id: str
+    container: str = Field(description="mp4, avi or matroska, from the file's first bytes")
+    size: int = Field(sa_type=BigInteger, description="bytes of the clip")
+    sha256: str = Field(description="sha256 hex of the clip")
+    recorded_at: float = Field(sa_type=Float, description="UNIX s of the clip's first frame")
+    created_by: str = Field(description="name of the API key that uploaded it")
+    created_at: float = Field(sa_type=Float)
+    deleted_at: float | None = Field(default=None, sa_type=Float)
+
+
+class VideoJob(SQLModel, table=True):
+    """A hub-side processing job of one uploaded clip: the edge pipeline run by a job worker as
+    the store's virtual upload device (``device_id``). ``state``: queued, running, succeeded or
+    failed. A runner holds a running job while ``lease_until`` (hub clock) is ahead; a job whose
+    lease ran out is taken again (``attempts`` counts the takes). ``processed_at`` is set once
+    the clip was processed into the job's outbox, so a retry only syncs what is left."""
+
+    __tablename__ = "video_jobs"
+    __table_args__ = (Index("ix_video_jobs_store", "store_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    upload_id: str = Field(unique=True, foreign_key="video_uploads.id")
+    store_id: str
+    camera_id: str
+    camera: dict[str, Any] = Field(sa_type=JSON, description="the camera config as requested")
+    state: str = Field(index=True)
+    progress: float = Field(sa_type=Float, description="0-1")
+    error: str | None = Field(default=None, sa_type=Text)
+    attempts: int
+    runner: str | None = Field(default=None, description="host:pid of the runner holding it")
+    lease_until: float | None = Field(default=None, sa_type=Float)
+    device_id: str | None = None
+    records_appended: int | None = Field(default=None, sa_type=BigInteger)
+    records_delivered: int | None = Field(default=None, sa_type=BigInteger)
+    report: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    created_by: str
+    created_at: float = Field(sa_type=Float)
+    started_at: float | None = Field(default=None, sa_type=Float)
+    processed_at: float | None = Field(default=None, sa_type=Float)
+    finished_at: float | None = Field(default=None, sa_type=Float)
+    updated_at: float = Field(sa_type=Float)
+
+
 def table(model: type[SQLModel]) -> Table:
     """The Core ``Table`` of a table model (for bulk statements)."""
     t = model.__table__  # type: ignore[attr-defined]
@@ -465,6 +620,13 @@ JOB_RUNS: Table = table(JobRun)
 SHELF_SLOTS: Table = table(ShelfSlot)
 ENROLLMENT_TOKENS: Table = table(EnrollmentToken)
 DEVICE_CREDENTIALS: Table = table(DeviceCredential)
+MODEL_BUNDLES: Table = table(ModelBundle)
+ROLLOUTS: Table = table(Rollout)
+ROLLOUT_DEVICES: Table = table(RolloutDevice)
+ROLLOUT_EVENTS: Table = table(RolloutEvent)
+DEVICE_TWINS: Table = table(DeviceTwin)
+VIDEO_UPLOADS: Table = table(VideoUpload)
+VIDEO_JOBS: Table = table(VideoJob)
 
 __all__ = [
     "ALERTS",
@@ -474,15 +636,22 @@ __all__ = [
     "DEVICES",
     "DEVICE_CREDENTIALS",
     "DEVICE_PRESENCE",
+    "DEVICE_TWINS",
     "ENROLLMENT_TOKENS",
     "EVENTS",
     "HEATMAPS",
     "JOB_RUNS",
+    "MODEL_BUNDLES",
     "OUTBOX_DROPS",
     "RECEIVED",
+    "ROLLOUTS",
+    "ROLLOUT_DEVICES",
+    "ROLLOUT_EVENTS",
     "ROLLUPS",
     "SHELF_SLOTS",
     "SNAPSHOTS",
+    "VIDEO_JOBS",
+    "VIDEO_UPLOADS",
     "WEBHOOKS",
     "WEBHOOK_ATTEMPTS",
     "WEBHOOK_DELIVERIES",
@@ -491,14 +660,21 @@ __all__ = [
     "DeadLetter",
     "Device",
     "DevicePresence",
+    "DeviceTwin",
     "HeatmapBucket",
     "JobRun",
+    "ModelBundle",
     "OutboxDrop",
     "ReceivedRecord",
+    "Rollout",
+    "RolloutDevice",
+    "RolloutEvent",
     "RollupBucket",
     "ShelfSlot",
     "StoredEvent",
     "StoredSnapshot",
+    "VideoJob",
+    "VideoUpload",
     "Webhook",
     "WebhookAttempt",
     "WebhookDelivery",

@@ -11,13 +11,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
 
 from edge_agent.analytics.camera import AnalyticsOutput, CameraAnalytics
 from edge_agent.config import CameraConfig, StoreConfig
 from edge_agent.detect.detections import Detections
 from edge_agent.detect.detector import Detector
+from edge_agent.detect.slot import DetectorSlot
 from edge_agent.feed import OutboxFeed
 from edge_agent.outbox.store import Outbox
 from edge_agent.privacy import CameraSnapshots, OutboxImageSink, PrivacyGate, PrivacySettings
@@ -31,6 +36,8 @@ from edge_agent.track.tracks import Tracks
 from edge_agent.watchdog import ServiceNotifier
 
 log = logging.getLogger(__name__)
+
+RECENT_FRAMES = 16  # analysed frames kept (references, not copies) for the twin's smoke test
 
 
 RecordSink = Callable[[AnalyticsOutput], None]
@@ -133,7 +140,9 @@ class EdgeAgent:
         self.config = config
         # systemd (Type=notify): READY once running, watchdog pings from the loop.
         self.notifier = notifier
-        self.detector = detector
+        # The running detector, swappable between steps by the twin (edge_agent.twin).
+        self.slot = DetectorSlot(detector)
+        self._recent: deque[npt.NDArray[np.uint8]] = deque(maxlen=RECENT_FRAMES)
         self.on_tracks = on_tracks
         self.on_records = on_records
         self._feed = OutboxFeed(outbox, on_records) if outbox is not None else None
@@ -173,6 +182,15 @@ class EdgeAgent:
         self._cycles = 0
         self._frames = 0
         self._inference_s = 0.0
+
+    @property
+    def detector(self) -> Detector:
+        """The detector running now."""
+        return self.slot.current
+
+    def recent_frames(self) -> list[npt.NDArray[np.uint8]]:
+        """The images of the last analysed frames, oldest first (for the twin's smoke test)."""
+        return list(self._recent)
 
     def start(self) -> None:
         """Start every camera reader."""
@@ -239,13 +257,18 @@ class EdgeAgent:
         if not ready:
             return 0
         t0 = time.perf_counter()
-        if self.detector.batch_size == 1 and self.detector.backend.parallel_requests > 1:
-            # A model that cannot batch: run the cameras' frames side by side instead.
-            pairs = self.detector.detect_stream(ready, lambda f: f.image)
-            detections = [d for _, d in pairs]
-        else:
-            detections = self.detector.detect([f.image for f in ready])
+        detector = self.slot.current  # one model per step; a swap applies from the next one
+        try:
+            detections = self._detect(detector, ready)
+        except Exception as exc:
+            # A model switched in by the twin that fails while running: back to the one it
+            # replaced, for these frames too (none is dropped); the twin reports it.
+            if not self.slot.revert(detector, f"{type(exc).__name__}: {exc}"):
+                raise
+            log.exception("model %s failed, switched back", detector.manifest.name)
+            detections = self._detect(self.slot.current, ready)
         self._inference_s += time.perf_counter() - t0
+        self._recent.extend(f.image for f in ready)
         for frame, dets in zip(ready, detections, strict=True):
             tracks = self.pipelines[frame.camera_id].update(frame, dets)
             if self.on_tracks is not None:
@@ -253,6 +276,13 @@ class EdgeAgent:
         self._cycles += 1
         self._frames += len(ready)
         return len(ready)
+
+    @staticmethod
+    def _detect(detector: Detector, ready: list[Frame]) -> list[Detections]:
+        if detector.batch_size == 1 and detector.backend.parallel_requests > 1:
+            # A model that cannot batch: run the cameras' frames side by side instead.
+            return [d for _, d in detector.detect_stream(ready, lambda f: f.image)]
+        return detector.detect([f.image for f in ready])
 
     def run(self, duration_s: float | None = None, health_every_s: float = 30.0) -> None:
         """Loop until ``stop()`` (or for ``duration_s``), logging health periodically."""

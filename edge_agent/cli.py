@@ -98,6 +98,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from edge_agent.config import load_config
     from edge_agent.process import open_detector
     from edge_agent.sync.session import SyncSession
+    from edge_agent.twin.session import open_reconciler
     from edge_agent.watchdog import ServiceNotifier
 
     config = load_config(args.config)
@@ -121,12 +122,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
+        reconciler = open_reconciler(config, agent)
         if session is not None:
             session.start()
         try:
             with agent:
+                if reconciler is not None:
+                    reconciler.start()
                 agent.run(duration_s=args.duration)
         finally:
+            if reconciler is not None:
+                reconciler.stop()
+                reconciler.client.close()
             if session is not None:
                 session.stop()
         stats = agent.stats()

@@ -20,6 +20,7 @@ from edge_agent.errors import ConfigError
 from edge_agent.outbox.config import OutboxConfig
 from edge_agent.sync.config import SyncConfig
 from edge_agent.track.config import TrackerConfig
+from edge_agent.twin.config import TwinConfig
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -116,6 +117,9 @@ class StoreConfig(BaseModel):
         None, description="how records reach the hub; none: they stay in the outbox"
     )
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
+    twin: TwinConfig | None = Field(
+        None, description="model rollouts from the hub (desired state); none: off"
+    )
 
     @field_validator("store_id", "device_id")
     @classmethod
@@ -181,6 +185,8 @@ def parse_config(data: Any, base_dir: Path, source_name: str = "<config>") -> St
             value = getattr(cfg.sync, name)
             if value is not None:
                 setattr(cfg.sync, name, (base_dir / value).resolve())
+    if cfg.twin is not None:
+        cfg.twin.staging_dir = (base_dir / cfg.twin.staging_dir).resolve()
     if cfg.privacy.face_model is not None:
         cfg.privacy.face_model = (base_dir / cfg.privacy.face_model).resolve()
     return cfg

@@ -28,6 +28,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LIMITED_PREFIX = "/api/"
 EXEMPT_SUFFIXES = ("/health", "/health/ready", "/ingest/telemetry")
+# Uploads with their own, larger, streamed body limit (rate-limited like the rest).
+OWN_BODY_LIMIT_PATHS = frozenset({"/api/v1/models", "/api/v1/video/upload"})
 MAX_TRACKED_CALLERS = 100_000  # least recently seen callers are forgotten beyond this
 
 
@@ -121,6 +123,9 @@ class RequestLimits:
                     [(b"retry-after", retry.encode())],
                 )
                 return
+        if path in OWN_BODY_LIMIT_PATHS:
+            await self.app(scope, receive, send)
+            return
         for name, value in scope.get("headers", []):
             if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
                 await self._too_large(send)

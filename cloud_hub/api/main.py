@@ -11,8 +11,11 @@ from cloud_hub.api.routes import (
     health,
     ingest,
     inventory,
+    models,
+    rollouts,
     snapshots,
     stores,
+    video,
     webhooks,
 )
 
@@ -26,3 +29,7 @@ api_router.include_router(analytics.router)
 api_router.include_router(inventory.router)
 api_router.include_router(alerts.router)
 api_router.include_router(webhooks.router)
+api_router.include_router(models.router)
+api_router.include_router(rollouts.router)
+api_router.include_router(rollouts.device_router)
+api_router.include_router(video.router)

@@ -39,6 +39,9 @@ class Permission(StrEnum):
     ALERTS_WRITE = "alerts:write"  # acknowledge and resolve alerts
     ALERT_RULES_WRITE = "alert_rules:write"  # set and delete store threshold rules
     WEBHOOKS_ADMIN = "webhooks:admin"  # register, list and delete webhooks; read their log
+    MODELS_ADMIN = "models:admin"  # upload, list and download model bundles; rollouts
+    VIDEO_READ = "video:read"  # read uploaded-clip processing jobs
+    VIDEO_PROCESS = "video:process"  # upload clips and start processing jobs
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -50,6 +53,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.INVENTORY_READ,
             Permission.ALERTS_READ,
             Permission.ALERTS_WRITE,
+            Permission.VIDEO_READ,
         }
     ),
     # Integrators read analytics; the store list (ids, names, time zones) comes with it

@@ -19,7 +19,7 @@ from enum import StrEnum
 from sqlalchemy import case, select
 from sqlalchemy.engine import Connection
 
-from cloud_hub.models import ALERTS, DEVICE_PRESENCE, DEVICES
+from cloud_hub.models import ALERTS, DEVICE_PRESENCE, DEVICES, VIDEO_JOBS
 from cloud_hub.services.alerts import AlertKind, NewAlert, open_alert, resolve_alert
 from cloud_hub.services.sql import upsert
 from cloud_hub.services.stores import ensure_store
@@ -126,7 +126,9 @@ def presences(conn: Connection, device_ids: Sequence[str] | None = None) -> list
     """What the hub knows of every device (or of ``device_ids``): batches and MQTT status."""
     d, p = DEVICES.c, DEVICE_PRESENCE.c
     got: dict[str, Presence] = {}
-    q = select(d.device_id, d.store_id, d.last_seen)
+    # The hub's virtual upload devices (video jobs) send only while a job runs: never offline.
+    virtual = select(VIDEO_JOBS.c.device_id).where(VIDEO_JOBS.c.device_id.is_not(None))
+    q = select(d.device_id, d.store_id, d.last_seen).where(d.device_id.not_in(virtual))
     if device_ids is not None:
         q = q.where(d.device_id.in_(list(device_ids)))
     for r in conn.execute(q):

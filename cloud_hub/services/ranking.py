@@ -177,6 +177,9 @@ def rank_stores(
         where = [
             r.store_id.in_([s.store_id for s in members]),
             r.metric == source.value,
+            # the span of both periods, as a plain range an index can seek (the OR cannot)
+            r.bucket_start >= min(cur[0], prev[0]),
+            r.bucket_start < max(cur[1], prev[1]),
             or_(
                 and_(r.bucket_start >= cur[0], r.bucket_start < cur[1]),
                 and_(r.bucket_start >= prev[0], r.bucket_start < prev[1]),

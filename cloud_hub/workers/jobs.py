@@ -16,9 +16,11 @@ from sqlalchemy import Engine
 from cloud_hub.core.config import HubSettings
 from cloud_hub.services.jobs import Job, JobScheduler, prune_job_runs
 from cloud_hub.services.offline import check_devices
+from cloud_hub.services.rollouts import advance_all
 from cloud_hub.services.snapshots import delete_expired_snapshots
 from cloud_hub.services.thresholds import check_thresholds
 from cloud_hub.services.webhooks import DeliveryPolicy, deliver_due, prune_deliveries
+from cloud_hub.workers.video_jobs import video_retention
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,15 @@ def threshold_check(engine: Engine, settings: HubSettings, now: float) -> None:
         done = check_thresholds(conn, now, settings.threshold_lag_s)
     if done.opened or done.resolved:
         log.info("thresholds: %d alert(s) opened, %d resolved", done.opened, done.resolved)
+
+
+def rollout_gates(engine: Engine, now: float) -> None:
+    """Run the gates of every running rollout (waves that passed or timed out move on)."""
+    with engine.begin() as conn:
+        done = advance_all(conn, now)
+    moved = {i: s.value for i, s in done.items() if s.value != "running"}
+    if moved:
+        log.info("rollout gates: %s", moved)
 
 
 def delivery_policy(settings: HubSettings) -> DeliveryPolicy:
@@ -94,6 +105,16 @@ def hub_jobs(engine: Engine, settings: HubSettings, client: httpx.Client) -> lis
         "store_thresholds",
         settings.threshold_interval_s,
         lambda now: threshold_check(engine, settings, now),
+    )
+    add(
+        "video_retention",
+        settings.video_retention_interval_s,
+        lambda now: video_retention(engine, settings, now),
+    )
+    add(
+        "rollout_gates",
+        settings.rollout_gate_interval_s,
+        lambda now: rollout_gates(engine, now),
     )
     if settings.webhook_key is None:
         log.info("webhook delivery off in this process: RETAIL_HUB_WEBHOOK_KEY is not set")

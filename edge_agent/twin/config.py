@@ -1,0 +1,34 @@
+"""The ``twin:`` section of the store config: how the box follows the hub's desired state."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class TwinConfig(BaseModel):
+    """Model rollouts from the hub: poll the desired state, install, smoke-test, switch.
+
+    Needs the hub's address (``hub_url`` or ``sync.hub_url``), this box's credentials
+    (``sync.credentials_file`` from ``retail-edge enroll``, or ``RETAIL_EDGE_HUB_TOKEN``) and
+    ``model.trusted_keys``: only bundles signed by a trusted key are ever loaded.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    hub_url: str | None = Field(None, description="the hub's base URL; default sync.hub_url")
+    poll_interval_s: float = Field(30.0, gt=0, description="seconds between desired-state polls")
+    staging_dir: Path = Field(
+        Path("twin"),
+        description="where downloaded bundles are kept (relative to the config file); the "
+        "running and the previous bundle stay here for restarts and switching back",
+    )
+    smoke_frames: int = Field(
+        4, ge=1, le=64, description="latest frames the smoke test runs both models on"
+    )
+    smoke_wait_s: float = Field(
+        60.0, gt=0, description="how long the smoke test waits for that many frames"
+    )
+    request_timeout_s: float = Field(30.0, gt=0, description="HTTP timeout per request, s")
