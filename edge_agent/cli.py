@@ -96,6 +96,7 @@ def _open_outbox(config: StoreConfig) -> Outbox:
 def _cmd_run(args: argparse.Namespace) -> int:
     from edge_agent.agent import EdgeAgent
     from edge_agent.config import load_config
+    from edge_agent.metrics import EdgeMetrics
     from edge_agent.process import open_detector
     from edge_agent.sync.session import SyncSession
     from edge_agent.twin.session import open_reconciler
@@ -123,6 +124,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
         reconciler = open_reconciler(config, agent)
+        metrics = None
+        if config.metrics.port is not None:
+            metrics = EdgeMetrics(agent.health, agent.stats, outbox.stats)
+            metrics.start(config.metrics.port, config.metrics.addr)
         if session is not None:
             session.start()
         try:
@@ -136,6 +141,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 reconciler.client.close()
             if session is not None:
                 session.stop()
+            if metrics is not None:
+                metrics.stop()
         stats = agent.stats()
         pending = outbox.stats(time.time()).pending_count
     print(

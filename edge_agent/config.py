@@ -99,6 +99,17 @@ class PrivacyConfig(BaseModel):
     )
 
 
+class MetricsConfig(BaseModel):
+    """Where ``retail-edge run`` serves its Prometheus metrics (``edge_agent/metrics.py``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    port: int | None = Field(
+        None, ge=1, le=65535, description="serve /metrics on this port; none: no metrics server"
+    )
+    addr: str = Field("127.0.0.1", description="listen address (0.0.0.0: every interface)")
+
+
 class StoreConfig(BaseModel):
     """Everything a store box needs to run."""
 
@@ -117,6 +128,9 @@ class StoreConfig(BaseModel):
         None, description="how records reach the hub; none: they stay in the outbox"
     )
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
+    metrics: MetricsConfig = Field(
+        default_factory=MetricsConfig, description="Prometheus metrics of the running agent"
+    )
     twin: TwinConfig | None = Field(
         None, description="model rollouts from the hub (desired state); none: off"
     )
