@@ -30,7 +30,7 @@ from tests.services import MosquittoProcess, wait_for
 STORES = [f"st{i:03d}" for i in range(100)]
 ROUNDS = 4
 RECORDS = 10  # per batch
-JOB_PERIOD_S = 2
+JOB_PERIOD_S = 3
 JOBS_ENV = {
     "RETAIL_HUB_OFFLINE_CHECK_INTERVAL_S": str(JOB_PERIOD_S),
     "RETAIL_HUB_THRESHOLD_INTERVAL_S": str(JOB_PERIOD_S),
@@ -94,6 +94,17 @@ def test_two_apis_and_two_workers_on_one_database_lose_and_repeat_nothing(
                 return int(conn.execute(text("SELECT count(*) FROM received_records")).scalar_one())
 
         wait_for(lambda: held() >= total, 180, f"{total} records at the hub")
+
+        def job_periods() -> int:
+            with engine.connect() as conn:
+                return int(
+                    conn.execute(
+                        text("SELECT count(*) FROM job_runs WHERE job = 'device_offline'")
+                    ).scalar_one()
+                )
+
+        # Let the four processes share a few more job periods (the data may land in seconds).
+        wait_for(lambda: job_periods() >= 5, 120, "5 periods of the device offline job")
         http.close()
         with engine.connect() as conn:
             assert held() == total
