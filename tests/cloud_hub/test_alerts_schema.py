@@ -9,8 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import schemathesis
-from hypothesis import HealthCheck, given, settings
 from schemathesis.generation.modes import GenerationMode
 
 from cloud_hub.core.security import Role
@@ -22,8 +20,8 @@ from cloud_hub.services.webhooks import WebhookCreate, create_webhook
 from common.sync import BatchAck, encode_batch
 from tests.cloud_hub.batches import T0, batch, numbered
 from tests.cloud_hub.hub_process import CLEAN_EXIT, HubProcess
+from tests.cloud_hub.schema_cases import run_schema_cases
 from tests.cloud_hub.test_alerts import alert_event
-from tests.cloud_hub.test_api_schema import CHECKS
 
 STORE = "s1"
 HUB_KEY = "schema-webhook-key-" + "q" * 24
@@ -79,29 +77,10 @@ def test_alerts_and_webhooks_match_their_schema(
     hub_with_key: tuple[HubProcess, str], mode: GenerationMode, examples: int
 ) -> None:
     hub, key = hub_with_key
-    loaded = schemathesis.openapi.from_url(f"{hub.url}/openapi.json")
-    schema = loaded.include(tag=["alerts", "webhooks"])
-    operations = [r.ok() for r in schema.get_all_operations()]
+    operations, answered = run_schema_cases(
+        hub.url, key, ["alerts", "webhooks"], mode, examples, 8, _towards_data
+    )
     assert len(operations) == 12, [op.label for op in operations]
-    answered: dict[str, set[int]] = {}
-    for operation in operations:
-
-        @given(case=operation.as_strategy(generation_mode=mode))
-        @settings(
-            max_examples=max(8, examples // len(operations)),
-            deadline=None,
-            suppress_health_check=list(HealthCheck),
-            derandomize=True,
-            database=None,
-        )
-        def check(case: Any) -> None:
-            _towards_data(case)
-            response = case.call_and_validate(
-                base_url=hub.url, headers={"Authorization": f"Bearer {key}"}, checks=CHECKS
-            )
-            answered.setdefault(case.operation.label, set()).add(response.status_code)
-
-        check()
     if mode is GenerationMode.POSITIVE:
         assert answered.keys() == {op.label for op in operations}
         ok = {label for label, codes in answered.items() if codes & {200, 201, 204}}

@@ -10,16 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import schemathesis
-from hypothesis import HealthCheck, given, settings
-from schemathesis.checks import not_a_server_error
 from schemathesis.generation.modes import GenerationMode
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    response_headers_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
 
 from cloud_hub.core.security import Role
 from cloud_hub.db import create_hub_engine
@@ -29,14 +20,8 @@ from cloud_hub.services.payloads import ingest_payload
 from common.sync import BatchAck, encode_batch
 from tests.cloud_hub.batches import T0, batch, counter, heatmap, numbered, samples
 from tests.cloud_hub.hub_process import CLEAN_EXIT, HubProcess
+from tests.cloud_hub.schema_cases import run_schema_cases
 
-CHECKS = [
-    not_a_server_error,
-    status_code_conformance,
-    content_type_conformance,
-    response_schema_conformance,
-    response_headers_conformance,
-]
 STORE = "s1"
 
 
@@ -83,31 +68,10 @@ def test_hq_api_matches_its_schema(
     hub_with_key: tuple[HubProcess, str], mode: GenerationMode, examples: int
 ) -> None:
     hub, key = hub_with_key
-    loaded = schemathesis.openapi.from_url(f"{hub.url}/openapi.json")
-    schema = loaded.include(tag=["stores", "analytics", "inventory"])  # ingest: own tests
-    operations = [r.ok() for r in schema.get_all_operations()]
+    operations, answered = run_schema_cases(
+        hub.url, key, ["stores", "analytics", "inventory"], mode, examples, 10, _towards_data
+    )  # ingest: own tests
     assert len(operations) == 10, [op.label for op in operations]
-    answered: dict[str, set[int]] = {}
-    # Each route gets its own share of the examples: one strategy over all routes let hash
-    # order decide which routes were drawn, and a route could go untried.
-    for operation in operations:
-
-        @given(case=operation.as_strategy(generation_mode=mode))
-        @settings(
-            max_examples=max(10, examples // len(operations)),
-            deadline=None,
-            suppress_health_check=list(HealthCheck),
-            derandomize=True,
-            database=None,
-        )
-        def check(case: Any) -> None:
-            _towards_data(case)
-            response = case.call_and_validate(
-                base_url=hub.url, headers={"Authorization": f"Bearer {key}"}, checks=CHECKS
-            )
-            answered.setdefault(case.operation.label, set()).add(response.status_code)
-
-        check()
     if mode is GenerationMode.POSITIVE:  # every route was tried and answered with data
         assert answered.keys() == {op.label for op in operations}
         ok = {label for label, codes in answered.items() if codes & {200, 201}}
