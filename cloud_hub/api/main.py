@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from cloud_hub.api.auth import ErrorDetail
 from cloud_hub.api.routes import (
     alerts,
     analytics,
@@ -19,7 +20,12 @@ from cloud_hub.api.routes import (
     webhooks,
 )
 
-api_router = APIRouter()
+# A body that is not JSON at all (bytes that do not decode) is answered 400 by FastAPI before
+# any route runs, on every route that takes a body: documented once here, for all of them (a
+# route's own 400, e.g. ingest's BatchRejected, takes precedence).
+api_router = APIRouter(
+    responses={400: {"model": ErrorDetail, "description": "the body could not be parsed"}}
+)
 api_router.include_router(health.router)
 api_router.include_router(ingest.router)
 api_router.include_router(devices.router)

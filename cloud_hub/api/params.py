@@ -46,12 +46,19 @@ __all__ = [
     "StoreIdQuery",
     "TargetQuery",
     "ZoneQuery",
+    "invalid_query",
     "invalid_range",
 ]
 
 
-def invalid_range(exc: RangeError) -> RequestValidationError:
-    """A 422 shaped like FastAPI's own validation errors, naming the query parameter."""
+def invalid_query(field: str, message: str) -> RequestValidationError:
+    """A 422 shaped like FastAPI's own validation errors (so it matches their documented
+    schema), naming the query parameter ``field``."""
     return RequestValidationError(
-        [{"type": "value_error", "loc": ("query", exc.field), "msg": exc.message, "input": None}]
+        [{"type": "value_error", "loc": ("query", field), "msg": message, "input": None}]
     )
+
+
+def invalid_range(exc: RangeError) -> RequestValidationError:
+    """A 422 naming the query parameter of a bad time range."""
+    return invalid_query(exc.field, exc.message)

@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from cloud_hub.api.auth import AUTH_RESPONSES, STORE_RESPONSES, ErrorDetail, require, visible_store
 from cloud_hub.api.deps import EngineDep, SettingsDep
-from cloud_hub.api.params import DEFAULT_LIMIT, Limit, Offset, StoreIdQuery
+from cloud_hub.api.params import DEFAULT_LIMIT, Limit, Offset, StoreIdQuery, invalid_query
 from cloud_hub.core.security import Caller, Permission
 from cloud_hub.services.api_keys import STORE_ID_PATTERN
 from cloud_hub.services.video_jobs import (
@@ -64,7 +64,6 @@ JOB_RESPONSES = {
         **STORE_RESPONSES,
         413: {"model": ErrorDetail, "description": "larger than RETAIL_HUB_VIDEO_MAX_UPLOAD_BYTES"},
         415: {"model": ErrorDetail, "description": "not MP4, AVI or Matroska/WebM by content"},
-        422: {"model": ErrorDetail, "description": "recorded_at without a UTC offset"},
     },
     openapi_extra={
         "requestBody": {
@@ -89,7 +88,9 @@ async def upload_clip(
     stored under a random name and deleted when its job ends, or after
     RETAIL_HUB_VIDEO_UPLOAD_RETENTION_S if no job takes it. Then ``POST /inference/process``."""
     if recorded_at.tzinfo is None or recorded_at.utcoffset() is None:
-        raise HTTPException(422, "recorded_at needs a UTC offset (Z or +01:00) or UNIX seconds")
+        raise invalid_query(
+            "recorded_at", "recorded_at needs a UTC offset (Z or +01:00) or UNIX seconds"
+        )
 
     def check_store() -> None:
         with engine.connect() as conn:
