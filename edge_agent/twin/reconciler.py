@@ -77,6 +77,9 @@ class Reconciler:
         self._kept: dict[ModelLabel, Detector] = {ModelLabel.of(self.baseline): self.baseline}
         self._failed: dict[tuple[ModelLabel, str], str] = {}  # (label, sha256) → reason
         self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._pushed: DesiredState | None = None  # the newest desired state pushed over MQTT
+        self._pushed_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._acked_revision = -1
 
@@ -91,17 +94,52 @@ class Reconciler:
     def stop(self, timeout_s: float = 30.0) -> None:
         """Stop polling (an install under way finishes its current step first)."""
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
             self._thread = None
 
+    def wake(self) -> None:
+        """Run the next round now instead of at the end of the poll interval."""
+        self._wake.set()
+
+    def offer(self, desired: DesiredState) -> None:
+        """A desired state pushed to the box (the retained MQTT ``desired`` message): the next
+        round uses it unless the hub's answer over HTTP is newer (higher ``revision``); wakes
+        the thread. One for another device is ignored."""
+        if desired.device_id != self.client.device_id:
+            log.warning("twin: pushed desired state is for device %s: ignored", desired.device_id)
+            return
+        with self._pushed_lock:
+            if self._pushed is None or desired.revision >= self._pushed.revision:
+                self._pushed = desired
+        self.wake()
+
     def _run(self) -> None:
         while not self._stop.is_set():
+            self._wake.clear()
             try:
                 self.reconcile_once()
             except TwinError as exc:
                 log.warning("twin: %s (retrying in %.0f s)", exc, self.twin.poll_interval_s)
-            self._stop.wait(self.twin.poll_interval_s)
+            self._wake.wait(self.twin.poll_interval_s)
+
+    def _desired(self) -> DesiredState:
+        """The newest desired state known: the hub's over HTTP, or the pushed one when the hub
+        cannot be reached or is behind it.
+
+        Raises:
+            TwinError: the hub could not be read and nothing was pushed.
+        """
+        with self._pushed_lock:
+            pushed = self._pushed
+        try:
+            polled = self.client.desired()
+        except TwinError:
+            if pushed is None:
+                raise
+            return pushed
+        return pushed if pushed is not None and pushed.revision > polled.revision else polled
 
     # -- one round -----------------------------------------------------------------------------
 
@@ -109,9 +147,9 @@ class Reconciler:
         """Read the desired state and act on it once (see the module doc).
 
         Raises:
-            TwinError: the hub could not be read.
+            TwinError: the hub could not be read (and no desired state was pushed).
         """
-        desired = self.client.desired()
+        desired = self._desired()
         failure = self.slot.take_failure()
         if failure is not None:
             reason = f"inference failed after the switch, switched back: {failure.error}"
