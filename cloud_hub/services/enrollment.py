@@ -21,7 +21,7 @@ from cloud_hub.core.security import (
     hash_api_key,
     mosquitto_password_hash,
 )
-from cloud_hub.models import DEVICE_CREDENTIALS, DEVICES, ENROLLMENT_TOKENS
+from cloud_hub.models import DEVICE_CREDENTIALS, DEVICE_TWINS, DEVICES, ENROLLMENT_TOKENS
 from cloud_hub.services.api_keys import STORE_ID_PATTERN
 from cloud_hub.services.paging import PageInfo, page_info
 from cloud_hub.services.stores import ensure_store
@@ -98,6 +98,17 @@ class DeviceOut(BaseModel):
     records_received: int | None
     dead_lettered: int | None
     dropped_at_edge: int | None
+    model_name: str | None = Field(
+        description="the model the device last reported running (null: it never reported; it "
+        "runs its store config's model)"
+    )
+    model_version: str | None
+    desired_model_name: str | None = Field(
+        description="the model the hub wants it to run (null: its store config's)"
+    )
+    desired_model_version: str | None
+    twin_step: str | None = Field(description="its last reported rollout step (TwinStep)")
+    twin_reported_at: float | None = Field(description="hub clock at that report")
 
 
 class DevicePage(PageInfo):
@@ -243,9 +254,14 @@ def list_devices(
         for r in conn.execute(select(DEVICES)).mappings().all()
         if store_ids is None or r["store_id"] in store_ids
     }
+    twins = {
+        str(r["device_id"]): r
+        for r in conn.execute(select(DEVICE_TWINS)).mappings().all()
+        if store_ids is None or r["store_id"] in store_ids
+    }
     out: list[DeviceOut] = []
     for device_id in set(cred) | set(seen):
-        c, s = cred.get(device_id), seen.get(device_id)
+        c, s, t = cred.get(device_id), seen.get(device_id), twins.get(device_id)
         out.append(
             DeviceOut(
                 device_id=device_id,
@@ -257,6 +273,12 @@ def list_devices(
                 records_received=None if s is None else s["records_received"],
                 dead_lettered=None if s is None else s["dead_lettered"],
                 dropped_at_edge=None if s is None else s["dropped_at_edge"],
+                model_name=None if t is None else t["reported_name"],
+                model_version=None if t is None else t["reported_version"],
+                desired_model_name=None if t is None else t["desired_name"],
+                desired_model_version=None if t is None else t["desired_version"],
+                twin_step=None if t is None else t["reported_step"],
+                twin_reported_at=None if t is None else t["reported_at"],
             )
         )
     out.sort(key=lambda d: (d.store_id, d.device_id))

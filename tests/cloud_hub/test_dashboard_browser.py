@@ -37,9 +37,11 @@ from cloud_hub.db import create_hub_engine
 from cloud_hub.migrate import upgrade_database
 from cloud_hub.services.api_keys import create_api_key
 from cloud_hub.services.payloads import ingest_payload
+from cloud_hub.services.rollouts import record_report, set_desired
 from cloud_hub.services.stores import StoreUpdate, put_store
 from common.sync import MAX_BATCH_RECORDS, BatchAck, RecordKind, SyncRecord, encode_batch
 from common.telemetry import AlertPayload, AnalyticsEvent, ShelfStatus, SlotReport, Snapshot
+from common.twin import ReportedState, TwinStep
 from tests.cloud_hub.batches import batch, record
 from tests.cloud_hub.hub_process import HubProcess
 from tests.cloud_hub.store_seed import GRID, STORE_ZONES, store_heatmaps, store_rollups
@@ -161,6 +163,17 @@ def _seed(engine: Engine, assets: Path) -> None:
         with engine.begin() as conn:
             change = StoreUpdate(name=store.title(), timezone=tz, group="pilot")
             put_store(conn, store, change, now)
+    # Model versions on the fleet page: each box reports the model it runs; the first one is
+    # also asked for another (a rollout under way), which the page shows beside it.
+    stores = sorted(STORE_ZONES)
+    with engine.begin() as conn:
+        for i, store in enumerate(stores):
+            running = ReportedState(
+                model_name=None, model_version=None, step=TwinStep.SWITCHED,
+                running_name="yolox-nano", running_version=f"1.{i}",
+            )  # fmt: skip
+            record_report(conn, f"{store}-box", store, running, now)
+        set_desired(conn, f"{stores[0]}-box", stores[0], "yolox-nano", "2.0", None, now)
 
 
 @dataclass
@@ -380,6 +393,12 @@ def test_every_page_draws_the_api_numbers(tab: Tab, hub: Hub, tmp_path: Path) ->
         want = [d["device_id"] for d in devices.json()["items"]]
         assert sorted(want) == sorted(f"{s}-box" for s in STORE_ZONES)
         assert tab.values("table.fleet tbody tr", "data-device") == want
+        models = [f"{d['model_name']} {d['model_version']}" for d in devices.json()["items"]]
+        assert tab.values("table.fleet td.model", "data-model") == models
+        # Each box's own report (the seed's stores in order: 1.0, 1.1, ...).
+        assert models == [f"yolox-nano 1.{i}" for i in range(len(STORE_ZONES))]
+        cells = tab.page.inner_text("table.fleet tbody").count("→ yolox-nano 2.0 (switched)")
+        assert cells == 1  # only the box the hub asks for another model
     else:
         assert devices.status_code in (404, 405), devices.text
         assert "not available" in tab.page.inner_text(".not-available")

@@ -170,6 +170,24 @@ function health(device, offline) {
   return ["reporting", "stocked"];
 }
 
+function modelLabel(name, version) {
+  return name ? `${name} ${version}` : "config's model";
+}
+
+// The model a device runs, and the one the hub wants when they differ (a rollout under way).
+function modelCell(d) {
+  const running = d.model_name === null || d.model_name === undefined ? null : modelLabel(d.model_name, d.model_version);
+  // A desired model of null means "the config's own", which the hub cannot name: no arrow.
+  const desired = d.desired_model_name ? modelLabel(d.desired_model_name, d.desired_model_version) : null;
+  const wanted = desired !== null && running !== desired;
+  return h(
+    "td",
+    { class: "model", "data-model": running || "" },
+    running || h("span", { class: "muted" }, "not reported"),
+    wanted ? h("div", { class: "muted" }, `→ ${desired}${d.twin_step ? ` (${d.twin_step})` : ""}`) : null,
+  );
+}
+
 export const fleet = {
   title: "Fleet health",
   async render({ params, stores, navigate }) {
@@ -198,6 +216,7 @@ export const fleet = {
         h("td", {}, badge(word, cls)),
         h("td", {}, formatInstant(d.last_seen, tz), seen ? h("div", { class: "muted" }, ago(seen)) : null),
         h("td", {}, d.enrolled_at ? formatInstant(d.enrolled_at, tz) : "not enrolled"),
+        modelCell(d),
         h("td", { class: "num" }, fmt(d.max_seq, 0)),
         h("td", { class: "num" }, fmt(d.records_received, 0)),
         h("td", { class: d.dead_lettered ? "num warn" : "num" }, fmt(d.dead_lettered, 0)),
@@ -205,6 +224,7 @@ export const fleet = {
       );
     });
     const total = (k) => devices.reduce((a, d) => a + (d[k] || 0), 0);
+    const models = new Set(devices.filter((d) => d.model_name).map((d) => modelLabel(d.model_name, d.model_version)));
     return [
       controls(storeChoice(stores, store ? store.store_id : "", (v) => navigate({ store: v }), true)),
       scopeNote(note),
@@ -214,6 +234,7 @@ export const fleet = {
         [
           ["Devices", devices.length, "devices"],
           ["Offline (open alert)", devices.filter((d) => offline.has(d.device_id)).length, "offline"],
+          ["Model versions reported", models.size, "models"],
           ["Records received", total("records_received"), "records"],
           ["Dead-lettered", total("dead_lettered"), "dead"],
           ["Dropped at the edge", total("dropped_at_edge"), "dropped"],
@@ -222,7 +243,7 @@ export const fleet = {
       card(
         `Devices (times in each store's zone; "silent" after ${SILENT_AFTER_S / 60} min without a batch)`,
         rows.length
-          ? table(["Device", "Store", "Health", "Last seen", "Enrolled", "Max seq", "Records", "Dead-lettered", "Dropped at edge"], rows, { class: "fleet" })
+          ? table(["Device", "Store", "Health", "Last seen", "Enrolled", "Model", "Max seq", "Records", "Dead-lettered", "Dropped at edge"], rows, { class: "fleet" })
           : empty("No devices."),
       ),
     ];
