@@ -397,8 +397,8 @@ def test_every_page_draws_the_api_numbers(tab: Tab, hub: Hub, tmp_path: Path) ->
         assert tab.values("table.fleet td.model", "data-model") == models
         # Each box's own report (the seed's stores in order: 1.0, 1.1, ...).
         assert models == [f"yolox-nano 1.{i}" for i in range(len(STORE_ZONES))]
-        cells = tab.page.inner_text("table.fleet tbody").count("→ yolox-nano 2.0 (switched)")
-        assert cells == 1  # only the box the hub asks for another model
+        arrows = tab.page.inner_text("table.fleet tbody").count("→ yolox-nano 2.0 (switched)")
+        assert arrows == 1  # only the box the hub asks for another model
     else:
         assert devices.status_code in (404, 405), devices.text
         assert "not available" in tab.page.inner_text(".not-available")
