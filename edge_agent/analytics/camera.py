@@ -210,6 +210,14 @@ class CameraAnalytics:
             (Metric.OCCUPANCY if k == "dwell" else Metric.QUEUE_LENGTH, z)
             for z, k in zip(self.zones.zone_ids, self.zones.zone_kinds, strict=True)
         ] + [(Metric.PEOPLE, self.camera_id)]
+        # What the rules see on every frame; a closing bucket's mean of these is not fed to
+        # them again (a mean over the minute would read as a dip and restart a rule's hold).
+        self._per_frame: frozenset[tuple[str, str]] = frozenset(
+            [
+                *self._gauge_keys,
+                *((Metric.QUEUE_WAIT_S, self.zones.zone_ids[i]) for i in self._queue_idx),
+            ]
+        )
 
     def unix(self, t_s: float) -> float:
         """UNIX seconds of media time ``t_s``."""
@@ -487,8 +495,12 @@ class CameraAnalytics:
                     )
                 )
             for r in rollups:
-                if r.metric in _SHELF_METRICS or not self.alerts.watches(r.metric, r.target_id):
-                    continue  # shelf rules see the per-frame level only, never a bucket's mean
+                if (
+                    r.metric in _SHELF_METRICS
+                    or (r.metric, r.target_id) in self._per_frame
+                    or not self.alerts.watches(r.metric, r.target_id)
+                ):
+                    continue  # per-frame metrics are seen per frame only, never a bucket's mean
                 value = float(r.count) if r.kind is RollupKind.COUNTER else r.mean
                 if value is not None:
                     self._on_alerts(self.alerts.observe(r.metric, r.target_id, value, t_s), out)

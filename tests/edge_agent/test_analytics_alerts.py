@@ -153,3 +153,42 @@ def test_queue_length_alert_from_tracks() -> None:
         (EventKind.ALERT_RAISED, 31.0),
         (EventKind.ALERT_CLEARED, 41.0),
     ]
+
+
+def test_a_closing_buckets_mean_does_not_restart_a_per_frame_gauges_hold() -> None:
+    """Regression: a gauge the rules see on every frame (queue_length) was also fed the closing
+    bucket's mean. Empty for 50 s, then 5 people queue: at the minute's close the mean (under
+    1) looked like a dip and restarted the 30 s hold, so the alert came 9.5 s late."""
+    cfg = CameraAnalyticsConfig.model_validate(
+        {
+            "zones": [
+                {
+                    "id": "checkout",
+                    "kind": "queue",
+                    "polygon": [[0.0, 0.0], [0.5, 0.0], [0.5, 1.0], [0.0, 1.0]],
+                }
+            ],
+            "alerts": [rule().model_dump()],
+            "rollup_interval_s": 60,
+        }
+    )
+    cam = CameraAnalytics(cfg, store_id="s", camera_id="c")
+    raised = []
+    for k in range(0, 240):  # 2 fps, 120 s
+        t = k / 2
+        n = 5 if t >= 50 else 0
+        feet_px = np.array([[100.0 + 50 * i, 300.0] for i in range(n)]).reshape(-1, 2)
+        hits = max(0, k - 100 + 1)  # the queue's tracks start at t = 50 s
+        tr = Tracks(
+            np.column_stack([feet_px - np.array([10, 80]), feet_px + np.array([10, 0])]).astype(
+                np.float32
+            ),
+            np.ones(n, np.float32),
+            np.zeros(n, np.int32),
+            np.arange(1, n + 1, dtype=np.int64),
+            np.full(n, hits, np.int32),
+        )
+        out = cam.update(tr, t, 1000, 600)
+        raised += [e.occurred_at for e in out.events if e.kind == EventKind.ALERT_RAISED]
+    # Confirmed (3 hits) at 51.0 s; held 30 s at 81.0 s, whatever the minute's mean at 60 s.
+    assert raised == [81.0]
