@@ -23,7 +23,8 @@ usage() {
 #
 #   --hub URL              hub base URL, e.g. https://hub.example.com (enrollment, HTTP sync)
 #   --token TOKEN          one-time enrollment token from HQ (`retail-hub admin enroll-token`);
-#                          may be left out when the box is already enrolled
+#                          may be left out when the box is already enrolled; or set
+#                          RETAIL_EDGE_ENROLL_TOKEN instead (kept out of the process list)
 #   --store ID             the store this box belongs to (must match the token's store)
 #   --device ID            this box's device id (default: the short host name)
 #   --camera [ID=]URL      a camera: rtsp://..., a video file, or a USB index; repeat per camera
@@ -55,7 +56,7 @@ die() { echo "install-edge: error: $*" >&2; exit 2; }
 say() { echo "install-edge: $*" >&2; }
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-hub="" token="" store="" device="" fps="3" model="" timezone="" transport="http"
+hub="" token="${RETAIL_EDGE_ENROLL_TOKEN:-}" store="" device="" fps="3" model="" timezone="" transport="http"
 broker="" broker_ca="" prefix="" config_dir="" data_dir="" user="retail-edge"
 source_path="$(dirname "$here")" extras="edge" python="python3" system_site=0 base_venv=""
 force_config=0 systemd=1 doctor=1
@@ -222,7 +223,9 @@ fi
 # 4. Enrollment: the one-time token becomes this box's own credentials.
 if [ -n "$token" ]; then
   say "enrolling device $device of store $store with $hub"
-  "$edge" enroll --config "$config" --token "$token" --hub "$hub" --out "$credentials"
+  # The token goes to the edge through its environment, not its command line (`ps` shows it).
+  RETAIL_EDGE_ENROLL_TOKEN="$token" "$edge" enroll --config "$config" --hub "$hub" \
+    --out "$credentials"
 elif [ -f "$credentials" ]; then
   say "already enrolled ($credentials); no --token given"
 else

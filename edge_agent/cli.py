@@ -200,13 +200,46 @@ def _cmd_enroll(args: argparse.Namespace) -> int:
         raise ConfigError(
             "no place for the credentials: pass --out PATH or set sync.credentials_file"
         )
-    creds = enroll(hub_url, args.token, config.device_id, path, expected_store=config.store_id)
+    token = _enroll_token(args)
+    creds = enroll(hub_url, token, config.device_id, path, expected_store=config.store_id)
     print(
         json.dumps(
             {"store_id": creds.store_id, "device_id": creds.device_id, "credentials": str(path)}
         )
     )
     return 0
+
+
+def _enroll_token(args: argparse.Namespace) -> str:
+    """The one-time token from exactly one of --token-file, $RETAIL_EDGE_ENROLL_TOKEN, --token."""
+    from edge_agent.settings import EdgeSecrets
+
+    env = EdgeSecrets().enroll_token
+    given = [x for x in (args.token_file, env, args.token) if x is not None]
+    if len(given) != 1:
+        raise ConfigError(
+            "give the enrollment token once: --token-file PATH ('-' reads it from stdin), or "
+            f"RETAIL_EDGE_ENROLL_TOKEN in the environment, or --token ({len(given)} given)"
+        )
+    if args.token is not None:
+        log.warning(
+            "--token shows the token to every local user (process list): prefer --token-file "
+            "or RETAIL_EDGE_ENROLL_TOKEN"
+        )
+        return str(args.token)
+    if env is not None:
+        return env.get_secret_value()
+    if str(args.token_file) == "-":
+        text = sys.stdin.readline()
+    else:
+        try:
+            text = Path(args.token_file).read_text()
+        except OSError as exc:
+            raise ConfigError(f"cannot read the token file {args.token_file}: {exc}") from None
+    token = text.strip()
+    if not token:
+        raise ConfigError(f"the token file {args.token_file} is empty")
+    return token
 
 
 def _cmd_outbox(args: argparse.Namespace) -> int:
@@ -362,10 +395,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="enroll this box with the hub using a one-time token",
         description="Trade the one-time token from HQ (`retail-hub admin enroll-token`) for "
         "this box's own credentials, written to sync.credentials_file (or --out) readable by "
-        "its owner only. The store and device ids come from the config.",
+        "its owner only. The store and device ids come from the config. Give the token with "
+        "--token-file, or RETAIL_EDGE_ENROLL_TOKEN in the environment; --token works too but "
+        "shows it to every local user in the process list.",
     )
     en.add_argument("--config", type=Path, required=True, help="store YAML config")
-    en.add_argument("--token", required=True, help="the one-time enrollment token")
+    en.add_argument(
+        "--token-file", help="file holding the one-time enrollment token ('-': read stdin)"
+    )
+    en.add_argument("--token", help="the one-time enrollment token (visible in `ps`)")
     en.add_argument("--hub", help="hub base URL (default: sync.hub_url)")
     en.add_argument("--out", type=Path, help="credentials file (default: sync.credentials_file)")
     en.set_defaults(func=_cmd_enroll)

@@ -2,8 +2,10 @@
 
 One pydantic-settings object, read once at start (``EdgeSecrets()``), prefix ``RETAIL_EDGE_``:
 ``RETAIL_EDGE_MQTT_PASSWORD`` (the broker password of this device) and
-``RETAIL_EDGE_HUB_TOKEN`` (sent as ``Authorization: Bearer`` to the hub's HTTP API). Both are
-``SecretStr``, so they never show in a repr or a log line.
+``RETAIL_EDGE_HUB_TOKEN`` (sent as ``Authorization: Bearer`` to the hub's HTTP API), and
+``RETAIL_EDGE_ENROLL_TOKEN`` (the one-time token ``retail-edge enroll`` trades, so it need not
+be on a command line that every local user can read). All are ``SecretStr``, so they never
+show in a repr or a log line.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ class EdgeSecrets(BaseSettings):
 
     mqtt_password: SecretStr | None = Field(None, description="broker password of this device")
     hub_token: SecretStr | None = Field(None, description="bearer token for the hub's HTTP API")
+    enroll_token: SecretStr | None = Field(
+        None, description="one-time enrollment token for `retail-edge enroll`"
+    )
 
     def http_headers(self) -> dict[str, str]:
         """Headers for the hub's HTTP API (the bearer token, when set)."""

@@ -33,7 +33,7 @@ PY
   --tracks out/demo-tracks.txt --export-dir out/demo-export
 cat out/demo-report.json
 TOKEN=$(.venv/bin/retail-hub admin enroll-token --store demo-store)
-.venv/bin/retail-edge enroll --config examples/demo-store.yaml --token "$TOKEN"
+RETAIL_EDGE_ENROLL_TOKEN="$TOKEN" .venv/bin/retail-edge enroll --config examples/demo-store.yaml
 .venv/bin/retail-edge sync --config examples/demo-store.yaml
 echo "hub holds for device box-1:"
 .venv/bin/python - <<'PY'

@@ -244,7 +244,8 @@ class VideoJobRunner:
                 conn, job.store_id, created_by=f"video job {job.job_id}", now=self.clock(),
                 ttl_s=TOKEN_TTL_S,
             ).token  # fmt: skip
-        self._edge(job, "enroll", ["--config", cfg, "--token", token], 0.02)
+        # The token goes in the environment, never on the command line (`ps` shows that).
+        self._edge(job, "enroll", ["--config", cfg], 0.02, env={"RETAIL_EDGE_ENROLL_TOKEN": token})
         if not job.processed:
             self._edge(
                 job, "sync", ["--config", cfg, "--timeout", str(RESUME_SYNC_TIMEOUT_S)], 0.03
@@ -285,8 +286,10 @@ class VideoJobRunner:
         args: list[str],
         progress: float,
         progress_span: tuple[float, float] | None = None,
+        env: dict[str, str] | None = None,
     ) -> str:
-        """Run one edge CLI step, renewing the lease meanwhile; its stdout.
+        """Run one edge CLI step (``env`` added to its environment), renewing the lease
+        meanwhile; its stdout.
 
         Raises:
             JobFailedError: the step failed (the edge's message) or ran out of time.
@@ -298,7 +301,7 @@ class VideoJobRunner:
             cmd,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env=edge_environment(),
+            env={**edge_environment(), **(env or {})},
             cwd=self._files(job.job_id).folder,
         )
         out: list[bytes] = []

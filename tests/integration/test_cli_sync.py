@@ -5,6 +5,7 @@ auth required), and the hub's tables agreeing with the edge's own report."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -24,13 +25,16 @@ RECORDED_AT = "2026-11-24T09:00:00+00:00"
 RECORDED_AT_UNIX = 1795510800  # the same instant
 
 
-def _edge(*args: str | Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def _edge(
+    *args: str | Path, timeout: float = 600, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "edge_agent.cli", *map(str, args)],
         check=False,
         capture_output=True,
         text=True,
         timeout=timeout,
+        env=None if env is None else {**os.environ, **env},
     )
 
 
@@ -102,13 +106,20 @@ def test_process_then_sync_lands_exactly_the_report_at_the_hub(
     )
     assert issued.returncode == 0, issued.stderr
     token = issued.stdout.strip()
-    enrolled = _edge("enroll", "--config", config, "--token", token, timeout=60)
+    # The token from a file, never on the command line (`ps` would show it to everyone).
+    token_file = tmp_path / "token"
+    token_file.write_text(token + "\n")
+    twice = _edge("enroll", "--config", config, "--token-file", token_file, "--token", token)
+    assert twice.returncode == 2 and "give the enrollment token once" in twice.stderr
+    enrolled = _edge("enroll", "--config", config, "--token-file", token_file, timeout=60)
     assert enrolled.returncode == 0, enrolled.stderr
     creds_file = tmp_path / "credentials.json"
     assert creds_file.stat().st_mode & 0o077 == 0  # owner only
     secret = json.loads(creds_file.read_text())["device_secret"]
     assert secret not in enrolled.stdout + enrolled.stderr
-    reused = _edge("enroll", "--config", config, "--token", token, "--out", tmp_path / "x.json")
+    # From the environment: the hub sees the same token, used already.
+    env = {"RETAIL_EDGE_ENROLL_TOKEN": token}
+    reused = _edge("enroll", "--config", config, "--out", tmp_path / "x.json", env=env)
     assert reused.returncode == 2 and "already used" in reused.stderr
     hub.stop()
 
