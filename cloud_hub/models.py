@@ -525,7 +525,8 @@ class RolloutEvent(SQLModel, table=True):
 
 
 class DeviceTwin(SQLModel, table=True):
-    """A device's desired model (null name: its config's) and what it last reported."""
+    """A device's desired model (null name: its config's) and store layout (null version: its
+    file's), and what it last reported of each. ``revision`` grows on every desired change."""
 
     __tablename__ = "device_twins"
 
@@ -540,6 +541,93 @@ class DeviceTwin(SQLModel, table=True):
     reported_version: str | None = None
     reported_step: str | None = None
     reported_at: float | None = Field(default=None, sa_type=Float)
+    desired_config_version: int | None = Field(
+        default=None, description="store_configs.version of the device's store; null: its file's"
+    )
+    desired_config_rollout_id: int | None = None
+    reported_config_version: int | None = Field(
+        default=None, description="the layout version the device says it runs (null: its file's)"
+    )
+    reported_config_step: str | None = None
+    reported_config_rollout_id: int | None = None
+    reported_config_at: float | None = Field(default=None, sa_type=Float)
+    published_revision: int | None = Field(
+        default=None,
+        description="the revision the MQTT broker retains on the device's desired topic (the "
+        "broker acknowledged it); null: none retained",
+    )
+
+
+class StoreConfig(SQLModel, table=True):
+    """One version of a store's layout (``common.store_config.layout.StoreLayout``), numbered
+    1, 2, 3... per store and never changed once stored. ``layout`` is the validated layout as
+    JSON (defaults filled in); ``sha256`` hashes its canonical JSON."""
+
+    __tablename__ = "store_configs"
+
+    store_id: str = Field(primary_key=True)
+    version: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    layout: dict[str, Any] = Field(sa_type=JSON)
+    sha256: str
+    note: str | None = Field(default=None, sa_type=Text)
+    created_by: str
+    created_at: float = Field(sa_type=Float)
+
+
+class ConfigRollout(SQLModel, table=True):
+    """A store layout version rolled out to the store's devices: the canary device, then the
+    rest (``waves``: device ids per wave). ``state``: running, completed, rolled_back or
+    aborted. ``running_store`` is the store id while running, null after: its unique index
+    lets one config rollout run per store."""
+
+    __tablename__ = "config_rollouts"
+    __table_args__ = (Index("ix_config_rollouts_store", "store_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    store_id: str
+    version: int
+    from_version: int | None = Field(default=None, description="the store's current version")
+    state: str = Field(index=True)
+    running_store: str | None = Field(default=None, unique=True)
+    waves: list[list[str]] = Field(sa_type=JSON)
+    current_wave: int
+    wave_started_at: float | None = Field(default=None, sa_type=Float)
+    wave_timeout_s: float = Field(sa_type=Float)
+    reason: str | None = Field(default=None, sa_type=Text)
+    created_by: str
+    created_at: float = Field(sa_type=Float)
+    updated_at: float = Field(sa_type=Float)
+    finished_at: float | None = Field(default=None, sa_type=Float)
+
+
+class ConfigRolloutDevice(SQLModel, table=True):
+    """One device of a config rollout: its wave, the layout version it was to run before
+    (``from_version``; null: its file's) and the last step it reported for the rollout's."""
+
+    __tablename__ = "config_rollout_devices"
+
+    rollout_id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    device_id: str = Field(primary_key=True)
+    wave: int
+    from_version: int | None = None
+    step: str = Field(description="pending, or a ConfigStep")
+    reason: str | None = Field(default=None, sa_type=Text)
+    updated_at: float = Field(sa_type=Float)
+
+
+class ConfigRolloutEvent(SQLModel, table=True):
+    """The audit trail of a config rollout: who (a key's name, ``device:ID`` or ``hub``) did
+    what, when (hub clock, UNIX s)."""
+
+    __tablename__ = "config_rollout_events"
+    __table_args__ = (Index("ix_config_rollout_events_rollout", "rollout_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    rollout_id: int
+    at: float = Field(sa_type=Float)
+    actor: str
+    action: str
+    detail: str | None = Field(default=None, sa_type=Text)
 
 
 class VideoUpload(SQLModel, table=True):
@@ -625,6 +713,10 @@ ROLLOUTS: Table = table(Rollout)
 ROLLOUT_DEVICES: Table = table(RolloutDevice)
 ROLLOUT_EVENTS: Table = table(RolloutEvent)
 DEVICE_TWINS: Table = table(DeviceTwin)
+STORE_CONFIGS: Table = table(StoreConfig)
+CONFIG_ROLLOUTS: Table = table(ConfigRollout)
+CONFIG_ROLLOUT_DEVICES: Table = table(ConfigRolloutDevice)
+CONFIG_ROLLOUT_EVENTS: Table = table(ConfigRolloutEvent)
 VIDEO_UPLOADS: Table = table(VideoUpload)
 VIDEO_JOBS: Table = table(VideoJob)
 
@@ -632,6 +724,9 @@ __all__ = [
     "ALERTS",
     "ALERT_THRESHOLDS",
     "API_KEYS",
+    "CONFIG_ROLLOUTS",
+    "CONFIG_ROLLOUT_DEVICES",
+    "CONFIG_ROLLOUT_EVENTS",
     "DEAD_LETTERS",
     "DEVICES",
     "DEVICE_CREDENTIALS",
@@ -650,6 +745,7 @@ __all__ = [
     "ROLLUPS",
     "SHELF_SLOTS",
     "SNAPSHOTS",
+    "STORE_CONFIGS",
     "VIDEO_JOBS",
     "VIDEO_UPLOADS",
     "WEBHOOKS",
@@ -657,6 +753,9 @@ __all__ = [
     "WEBHOOK_DELIVERIES",
     "Alert",
     "AlertThreshold",
+    "ConfigRollout",
+    "ConfigRolloutDevice",
+    "ConfigRolloutEvent",
     "DeadLetter",
     "Device",
     "DevicePresence",
@@ -671,6 +770,7 @@ __all__ = [
     "RolloutEvent",
     "RollupBucket",
     "ShelfSlot",
+    "StoreConfig",
     "StoredEvent",
     "StoredSnapshot",
     "VideoJob",

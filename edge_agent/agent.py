@@ -13,6 +13,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +27,7 @@ from edge_agent.detect.slot import DetectorSlot
 from edge_agent.feed import OutboxFeed
 from edge_agent.outbox.store import Outbox
 from edge_agent.privacy import CameraSnapshots, OutboxImageSink, PrivacyGate, PrivacySettings
+from edge_agent.reconfigure import ConfigTrial, Reconfiguration
 from edge_agent.shelf.classes import DetectorClasses
 from edge_agent.shelf.monitor import ShelfFrame
 from edge_agent.sources.camera_reader import CameraReader
@@ -146,20 +148,47 @@ class EdgeAgent:
         self.on_tracks = on_tracks
         self.on_records = on_records
         self._feed = OutboxFeed(outbox, on_records) if outbox is not None else None
-        cams = [c for c in config.cameras if c.enabled]
-        self.readers = {
-            c.id: CameraReader(c.id, c.source, target_fps=c.fps, loop=loop_files) for c in cams
-        }
+        self.loop_files = loop_files
         # Images leave the box only with a face model for the privacy gate, and only into the
         # outbox (alert snapshots, hourly heatmaps), one gate shared by the cameras.
         self._gate: PrivacyGate | None = None
         if outbox is not None and config.privacy.face_model is not None:
             self._gate = PrivacyGate.open(PrivacySettings(face_model=config.privacy.face_model))
+        self.readers, self.pipelines = self._build(config)
+        # Reconfiguration asked by another thread, picked up between steps (edge_agent.
+        # reconfigure), and the trial of the last one while it runs.
+        self._pending: Reconfiguration | None = None
+        self._pending_lock = threading.Lock()
+        self._trial: ConfigTrial | None = None
+        self._stop = threading.Event()
+        self._stopped = False
+        self._cycles = 0
+        self._frames = 0
+        self._inference_s = 0.0
+
+    @property
+    def detector(self) -> Detector:
+        """The detector running now."""
+        return self.slot.current
+
+    def recent_frames(self) -> list[npt.NDArray[np.uint8]]:
+        """The images of the last analysed frames, oldest first (for the twin's smoke test)."""
+        return list(self._recent)
+
+    def _build(
+        self, config: StoreConfig
+    ) -> tuple[dict[str, CameraReader], dict[str, CameraPipeline]]:
+        """Readers (not started) and pipelines of the enabled cameras of ``config``, on this
+        agent's detector, outbox and privacy gate."""
+        cams = [c for c in config.cameras if c.enabled]
+        readers = {
+            c.id: CameraReader(c.id, c.source, target_fps=c.fps, loop=self.loop_files) for c in cams
+        }
         # Live media time counts from the reader's start, which is about now: the analytics'
         # UNIX times are this epoch plus media time.
         epoch = time.time()
-        classes = DetectorClasses(detector.manifest.classes, config.model.classes)
-        self.pipelines = {
+        classes = DetectorClasses(self.detector.manifest.classes, config.model.classes)
+        pipelines = {
             c.id: CameraPipeline(
                 c,
                 ByteTracker(config.tracker, frame_rate=c.fps),
@@ -177,20 +206,7 @@ class EdgeAgent:
             )
             for c in cams
         }
-        self._stop = threading.Event()
-        self._stopped = False
-        self._cycles = 0
-        self._frames = 0
-        self._inference_s = 0.0
-
-    @property
-    def detector(self) -> Detector:
-        """The detector running now."""
-        return self.slot.current
-
-    def recent_frames(self) -> list[npt.NDArray[np.uint8]]:
-        """The images of the last analysed frames, oldest first (for the twin's smoke test)."""
-        return list(self._recent)
+        return readers, pipelines
 
     def start(self) -> None:
         """Start every camera reader."""
@@ -227,10 +243,90 @@ class EdgeAgent:
         self._stopped = True
         if self.notifier is not None:
             self.notifier.stopping()
-        for reader in self.readers.values():
-            reader.stop()
+        self._close_cameras()
+        with self._pending_lock:
+            pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.finish("the agent stopped before applying it")
+        if self._trial is not None:
+            self._trial.request.finish("the agent stopped during the trial")
+            self._trial = None
+
+    def _close_cameras(self) -> None:
+        """Stop every reader (joins their threads) and close the open buckets: their partial
+        rollups go to the outbox (the hub merges them with the rest of the bucket)."""
+        readers = list(self.readers.values())
+        if readers:
+            # Side by side: a camera that does not answer holds its stop up to its open
+            # timeout, and the loop (with its watchdog) waits for the slowest one only.
+            with ThreadPoolExecutor(len(readers), thread_name_prefix="stop") as pool:
+                list(pool.map(CameraReader.stop, readers))
         for pipeline in self.pipelines.values():
             pipeline.flush()
+
+    # -- reconfiguration between steps (edge_agent.reconfigure) ---------------------------------
+
+    def request_reconfigure(self, config: StoreConfig, trial_s: float = 0.0) -> Reconfiguration:
+        """Ask the loop to run the cameras of ``config`` from its next step on (thread-safe);
+        wait on the result. The detector, outbox, feed and privacy gate stay: only the
+        cameras' settings (``cameras``, ``tracker``, ``timezone``) may differ.
+
+        Over the next ``trial_s`` seconds every step must run without an exception and at least
+        one enabled camera must stream; otherwise the loop goes back to the config it replaced
+        and the request fails with the reason.
+
+        Raises:
+            RuntimeError: another reconfiguration is under way, or the agent has stopped.
+        """
+        request = Reconfiguration(config, trial_s)
+        with self._pending_lock:
+            if self._stopped:
+                raise RuntimeError("the agent has stopped")
+            if self._pending is not None or self._trial is not None:
+                raise RuntimeError("another reconfiguration is under way")
+            self._pending = request
+        return request
+
+    def _reconfigure_between_steps(self) -> None:
+        if self._trial is not None:
+            trial = self._trial
+            if trial.observe(time.monotonic(), self.health()):
+                self._trial = None
+                if trial.error is not None:
+                    self._revert(trial, trial.error)
+                else:
+                    log.info("config passed its %.0f s trial", trial.request.trial_s)
+                    trial.request.finish(None)
+            return
+        with self._pending_lock:
+            request, self._pending = self._pending, None
+        if request is None or not request.take():
+            return
+        previous = self.config
+        try:
+            self._switch_cameras(request.config)
+        except Exception as exc:  # nothing switched: the cameras of the old config run on
+            log.exception("new config not applied")
+            request.finish(f"not applied: {type(exc).__name__}: {exc}")
+            return
+        log.info(
+            "config applied: %d camera(s); trial of %.0f s", len(self.readers), request.trial_s
+        )
+        self._trial = ConfigTrial(request, previous, time.monotonic())
+
+    def _switch_cameras(self, config: StoreConfig) -> None:
+        """Close the running cameras (partial rollups to the outbox) and start ``config``'s.
+        Building comes first: a config that cannot be built leaves the running one alone."""
+        readers, pipelines = self._build(config)
+        self._close_cameras()
+        self.config, self.readers, self.pipelines = config, readers, pipelines
+        for reader in readers.values():
+            reader.start()
+
+    def _revert(self, trial: ConfigTrial, reason: str) -> None:
+        log.error("config failed its trial, switching back: %s", reason)
+        self._switch_cameras(trial.previous)
+        trial.request.finish(f"failed its trial: {reason}")
 
     def __enter__(self) -> EdgeAgent:
         self.start()
@@ -242,8 +338,23 @@ class EdgeAgent:
     def step(self, wait_s: float = 0.05) -> int:
         """Analyse the newest unseen frame of every camera that has one; returns how many.
 
-        Waits up to ``wait_s`` for at least one camera to have a new frame.
+        Waits up to ``wait_s`` for at least one camera to have a new frame. A reconfiguration
+        asked for (``request_reconfigure``) is applied first; during its trial an exception of
+        the step switches back to the previous config instead of propagating.
         """
+        self._reconfigure_between_steps()
+        if self._trial is None:
+            return self._analyse(wait_s)
+        trial = self._trial
+        try:
+            return self._analyse(wait_s)
+        except Exception as exc:  # any failure under the new config fails its trial
+            log.exception("step failed during the trial of a new config")
+            self._trial = None
+            self._revert(trial, f"a step failed: {type(exc).__name__}: {exc}")
+            return 0
+
+    def _analyse(self, wait_s: float) -> int:
         ready: list[Frame] = []
         deadline = time.monotonic() + wait_s
         while not ready and not self._stop.is_set():

@@ -94,15 +94,23 @@ def _open_outbox(config: StoreConfig) -> Outbox:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from common.twin import DesiredState
     from edge_agent.agent import EdgeAgent
     from edge_agent.config import load_config
     from edge_agent.metrics import EdgeMetrics
     from edge_agent.process import open_detector
+    from edge_agent.sync.mqtt import MqttTransport
     from edge_agent.sync.session import SyncSession
+    from edge_agent.twin.layout_follower import layout_at_start
     from edge_agent.twin.session import open_reconciler
     from edge_agent.watchdog import ServiceNotifier
 
     config = load_config(args.config)
+    layouts = None
+    if config.twin is not None and config.twin.enabled:
+        # The store layout the hub rolled out last, if one passed its trial here.
+        layouts = layout_at_start(config, args.config.parent)
+        config = layouts.config
     cameras = [c for c in config.cameras if c.enabled]
     detector = open_detector(config, throughput=True, max_batch=len(cameras))
     with _open_outbox(config) as outbox:
@@ -123,7 +131,26 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
-        reconciler = open_reconciler(config, agent)
+        reconciler = open_reconciler(config, agent, layouts=layouts)
+        transport = session.transport if session is not None else None
+        if reconciler is not None and isinstance(transport, MqttTransport):
+            # The desired state also arrives as the retained MQTT message; polling stays.
+            twin = reconciler
+
+            def on_desired(payload: bytes) -> None:
+                try:
+                    desired = DesiredState.model_validate_json(payload)
+                except ValidationError as exc:
+                    first = exc.errors()[0]
+                    log.error(
+                        "desired state over MQTT ignored: not a DesiredState (%s at %s)",
+                        first["msg"], ".".join(str(p) for p in first["loc"]) or "top level",
+                    )  # fmt: skip
+                    return
+                log.info("desired state revision %d arrived over MQTT", desired.revision)
+                twin.offer(desired)
+
+            transport.set_desired_handler(on_desired)
         metrics = None
         if config.metrics.port is not None:
             metrics = EdgeMetrics(agent.health, agent.stats, outbox.stats)

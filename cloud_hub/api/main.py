@@ -8,6 +8,7 @@ from cloud_hub.api.auth import ErrorDetail
 from cloud_hub.api.routes import (
     alerts,
     analytics,
+    configs,
     devices,
     health,
     ingest,
@@ -38,4 +39,7 @@ api_router.include_router(webhooks.router)
 api_router.include_router(models.router)
 api_router.include_router(rollouts.router)
 api_router.include_router(rollouts.device_router)
+api_router.include_router(configs.store_router)
+api_router.include_router(configs.router)
+api_router.include_router(configs.device_router)
 api_router.include_router(video.router)

@@ -188,11 +188,24 @@ class HubSettings(BaseSettings):
     webhook_backoff_max_s: float = Field(
         3600.0, gt=0, description="longest delay between two attempts of a delivery, s"
     )
+    alert_keep_days: float = Field(
+        400.0,
+        gt=0,
+        description="resolved alerts are deleted this long after they were resolved, days "
+        "(open and acknowledged ones stay)",
+    )
     webhook_log_keep_days: float = Field(
         30.0, gt=0, description="finished webhook deliveries and their attempts are kept this long"
     )
     webhook_timeout_s: float = Field(
         10.0, gt=0, le=120, description="how long one webhook request may take, s"
+    )
+    webhook_allow_private: bool = Field(
+        False,
+        description="let webhooks reach loopback, private and link-local addresses (receivers "
+        "on the internal network; development). Off: only public addresses, checked at each "
+        "delivery against the address actually connected to (no request forgery into the "
+        "hub's own network)",
     )
     models_dir: Path = Field(
         Path("./hub-models"),
@@ -209,6 +222,13 @@ class HubSettings(BaseSettings):
     )
     rollout_gate_interval_s: int = Field(
         10, ge=0, description="how often rollout wave gates are evaluated, s (0: only on reports)"
+    )
+    desired_publish_interval_s: int = Field(
+        2,
+        ge=0,
+        description="how often `retail-hub worker` publishes changed desired states as the "
+        "devices' retained MQTT `desired` messages, s (0: never; boxes then follow by HTTP "
+        "polling only)",
     )
 
     video_data_dir: Path = Field(

@@ -42,6 +42,8 @@ class Permission(StrEnum):
     MODELS_ADMIN = "models:admin"  # upload, list and download model bundles; rollouts
     VIDEO_READ = "video:read"  # read uploaded-clip processing jobs
     VIDEO_PROCESS = "video:process"  # upload clips and start processing jobs
+    CONFIGS_READ = "configs:read"  # read store layout versions and config rollouts
+    CONFIGS_WRITE = "configs:write"  # create layout versions; start and abort config rollouts
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -54,6 +56,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.ALERTS_READ,
             Permission.ALERTS_WRITE,
             Permission.VIDEO_READ,
+            Permission.CONFIGS_READ,  # which layout their store runs, and its rollouts
         }
     ),
     # Integrators read analytics; the store list (ids, names, time zones) comes with it

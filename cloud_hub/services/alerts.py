@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.engine import Connection, RowMapping
 
 from cloud_hub.models import ALERTS, SNAPSHOTS
@@ -212,6 +212,16 @@ def resolve_alert(
         log.info("alert %d resolved by %s", alert_id, by)
         enqueue_event(conn, WebhookEvent.ALERT_RESOLVED, alert.store_id, alert_id, alert, now)
     return alert
+
+
+def prune_alerts(conn: Connection, resolved_before: float) -> int:
+    """Delete alerts resolved before ``resolved_before`` (UNIX s); live ones always stay.
+    Returns how many went."""
+    c = ALERTS.c
+    done = conn.execute(
+        delete(ALERTS).where(c.state == AlertState.RESOLVED.value, c.resolved_at < resolved_before)
+    )
+    return int(done.rowcount)
 
 
 def live_alert_id(conn: Connection, active_key: str) -> tuple[int, float] | None:

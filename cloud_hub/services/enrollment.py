@@ -109,6 +109,14 @@ class DeviceOut(BaseModel):
     desired_model_version: str | None
     twin_step: str | None = Field(description="its last reported rollout step (TwinStep)")
     twin_reported_at: float | None = Field(description="hub clock at that report")
+    config_version: int | None = Field(
+        description="the store layout version it last reported running (null: its file's, or "
+        "never reported)"
+    )
+    desired_config_version: int | None = Field(
+        description="the layout version the hub wants it to run (null: its file's)"
+    )
+    config_step: str | None = Field(description="its last reported layout step (ConfigStep)")
 
 
 class DevicePage(PageInfo):
@@ -279,6 +287,9 @@ def list_devices(
                 desired_model_version=None if t is None else t["desired_version"],
                 twin_step=None if t is None else t["reported_step"],
                 twin_reported_at=None if t is None else t["reported_at"],
+                config_version=None if t is None else t["reported_config_version"],
+                desired_config_version=None if t is None else t["desired_config_version"],
+                config_step=None if t is None else t["reported_config_step"],
             )
         )
     out.sort(key=lambda d: (d.store_id, d.device_id))

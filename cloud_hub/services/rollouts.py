@@ -42,6 +42,7 @@ from cloud_hub.services.rollout_gates import (
     select_stores,
 )
 from cloud_hub.services.sql import upsert
+from cloud_hub.services.twins import desired_config
 from common.twin import DesiredModel, DesiredState, ReportedState, TwinStep
 
 log = logging.getLogger(__name__)
@@ -185,7 +186,8 @@ def set_desired(
 
 
 def desired_state(conn: Connection, device_id: str, store_id: str) -> DesiredState:
-    """The device's desired state (model None and revision 0 when the hub never set one)."""
+    """The device's desired state: model and layout (``twins``), None and revision 0 when the
+    hub never set one."""
     row = (
         conn.execute(select(DEVICE_TWINS).where(DEVICE_TWINS.c.device_id == device_id))
         .mappings()
@@ -217,6 +219,8 @@ def desired_state(conn: Connection, device_id: str, store_id: str) -> DesiredSta
         store_id=store_id,
         model=model,
         rollout_id=row["desired_rollout_id"],
+        config=desired_config(conn, row),
+        config_rollout_id=row["desired_config_rollout_id"],
         revision=row["revision"],
     )
 

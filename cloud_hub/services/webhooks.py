@@ -48,6 +48,7 @@ from cloud_hub.models import WEBHOOK_ATTEMPTS, WEBHOOK_DELIVERIES, WEBHOOKS
 from cloud_hub.services.api_keys import STORE_ID_PATTERN
 from cloud_hub.services.paging import PageInfo, page_info
 from cloud_hub.services.sql import upsert
+from cloud_hub.services.webhook_destinations import DestinationRefused, pin
 
 log = logging.getLogger(__name__)
 
@@ -179,6 +180,7 @@ class DeliveryPolicy:
     backoff_s: float
     backoff_max_s: float
     timeout_s: float
+    allow_private: bool = False  # see cloud_hub/services/webhook_destinations.py
 
 
 @dataclass
@@ -537,7 +539,18 @@ def _send(
         SIGNATURE_HEADER: signature_header(secret, int(clock()), body),
     }
     try:
-        response = client.post(due["url"], content=body, headers=headers, timeout=policy.timeout_s)
+        pinned = pin(due["url"], policy.allow_private)
+    except DestinationRefused as exc:
+        return None, str(exc)[:MAX_ERROR_CHARS]
+    headers.update(pinned.headers)
+    try:
+        response = client.post(
+            pinned.url,
+            content=body,
+            headers=headers,
+            timeout=policy.timeout_s,
+            extensions=pinned.extensions,
+        )
     except httpx.HTTPError as exc:
         return None, f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
     if 300 <= response.status_code < 400:

@@ -1,6 +1,7 @@
 """``retail-hub worker``: the MQTT ingest worker, the device status listener, the periodic
-jobs and the video job runner in one process, sharing one database engine, until ``stop`` is
-set; Prometheus metrics on ``RETAIL_HUB_WORKER_METRICS_PORT`` when set."""
+jobs (with the desired-state publisher) and the video job runner in one process, sharing one
+database engine, until ``stop`` is set; Prometheus metrics on ``RETAIL_HUB_WORKER_METRICS_PORT``
+when set."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def run_hub_worker(settings: HubSettings, stop: threading.Event) -> None:
     threads) until ``stop`` is set; then stop all three."""
     engine = create_hub_engine(settings.database_url, pool_size=2)
     status = DeviceStatusListener(settings, engine)
-    jobs = HubJobs(engine, settings)
+    jobs = HubJobs(engine, settings, broker=True)  # with desired-state publishing
     videos = VideoJobRunner(engine, settings) if settings.video_jobs else None
     metrics = None
     if settings.worker_metrics_port:

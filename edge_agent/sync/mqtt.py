@@ -8,6 +8,12 @@ delivered when the hub's ack (sent after its database commit) names them. An ack
 ``send`` stopped waiting for goes to the late-ack handler, so those records are marked
 delivered too. The last will sets the retained status topic to ``offline``; each connect sets
 it to ``online``.
+
+With a desired-state handler set (``retail-edge run`` with a ``twin:`` section), every
+(re)connect also subscribes to the device's retained ``desired`` topic (QoS 1): the broker sends
+the hub's current desired state at once and each change as the hub publishes it. The handler
+gets the raw payload on paho's network thread; an empty payload (the hub cleared the retained
+message) is not passed on.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import logging
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -35,6 +42,7 @@ log = logging.getLogger(__name__)
 
 ONLINE, OFFLINE = b"online", b"offline"
 _Answer = BatchAck | BatchRejected
+DesiredHandler = Callable[[bytes], None]  # the retained desired state's payload (JSON)
 
 
 class MqttTransport:
@@ -70,6 +78,7 @@ class MqttTransport:
         self._cond = threading.Condition()
         self._waiting: dict[str, _Answer | None] = {}
         self._late: LateAckHandler | None = None
+        self._desired: DesiredHandler | None = None
         self._connected = threading.Event()
         self._was_connected = False
         self._client = mqtt.Client(
@@ -120,6 +129,14 @@ class MqttTransport:
     def wait_connected(self, timeout_s: float) -> bool:
         """Block up to ``timeout_s`` seconds for the connection; True once connected."""
         return self._connected.wait(timeout_s)
+
+    def set_desired_handler(self, handler: DesiredHandler | None) -> None:
+        """``handler(payload)`` gets each desired state the hub publishes for this device
+        (paho's thread; it must not block long). Set it before ``start()``: the subscription is
+        made on every connect; set later, it subscribes at once when connected."""
+        self._desired = handler
+        if handler is not None and self._connected.is_set():
+            self._client.subscribe(self.topics.desired, options=SubscribeOptions(qos=1))
 
     # -- Transport ------------------------------------------------------------------------
 
@@ -179,6 +196,8 @@ class MqttTransport:
             )
             return
         client.subscribe(self.topics.ack, options=SubscribeOptions(qos=1))
+        if self._desired is not None:
+            client.subscribe(self.topics.desired, options=SubscribeOptions(qos=1))
         client.publish(self.topics.status, ONLINE, qos=1, retain=True)
         log_at = logging.INFO if not self._was_connected else logging.WARNING
         log.log(
@@ -211,6 +230,9 @@ class MqttTransport:
         self._connected.clear()
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        if msg.topic == self.topics.desired:
+            self._on_desired(bytes(msg.payload))
+            return
         if msg.topic != self.topics.ack:
             log.warning(
                 "MQTT %s: message on unexpected topic %s ignored", self.client_id, msg.topic
@@ -239,6 +261,19 @@ class MqttTransport:
                 log.exception("late ack of batch %s: handler failed", answer.batch_id)
         else:
             log.warning("late ack of batch %s with no handler: ignored", answer.batch_id)
+
+    def _on_desired(self, payload: bytes) -> None:
+        handler = self._desired
+        if not payload:
+            log.info("MQTT %s: the hub cleared the retained desired state", self.client_id)
+            return
+        if handler is None:
+            log.debug("MQTT %s: desired state with no handler ignored", self.client_id)
+            return
+        try:
+            handler(payload)
+        except Exception:  # a handler failure must not kill paho's network thread
+            log.exception("MQTT %s: desired state handler failed", self.client_id)
 
 
 def _parse_answer(payload: bytes) -> _Answer | None:

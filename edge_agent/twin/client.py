@@ -1,5 +1,5 @@
-"""The device twin over HTTP: read the desired state, report steps, download bundles with
-resume (``Range: bytes=N-``) into a staging folder."""
+"""The device twin over HTTP: read the desired state, report model and layout steps, download
+bundles with resume (``Range: bytes=N-``) into a staging folder."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from types import TracebackType
 import httpx
 from pydantic import ValidationError
 
-from common.twin import DesiredModel, DesiredState, ReportedState
+from common.twin import ConfigReport, DesiredModel, DesiredState, ReportedState
 from edge_agent.errors import RetailCVError
 
 log = logging.getLogger(__name__)
@@ -59,10 +59,21 @@ class TwinClient:
         Raises:
             TwinError: it did not arrive.
         """
-        path = f"/api/v1/devices/{self.device_id}/reported"
+        self._post(f"/api/v1/devices/{self.device_id}/reported", report.model_dump_json())
+
+    def report_config(self, report: ConfigReport) -> None:
+        """Send one step of applying a desired layout to the hub.
+
+        Raises:
+            TwinError: it did not arrive.
+        """
+        self._post(f"/api/v1/devices/{self.device_id}/reported/config", report.model_dump_json())
+
+    def _post(self, path: str, body: str) -> None:
         try:
-            resp = self._client.post(path, content=report.model_dump_json(),
-                                     headers={"Content-Type": "application/json"})  # fmt: skip
+            resp = self._client.post(
+                path, content=body, headers={"Content-Type": "application/json"}
+            )
             resp.raise_for_status()
         except httpx.HTTPError as exc:
             raise TwinError(f"report to {path}: {exc}") from exc

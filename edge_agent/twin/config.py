@@ -8,7 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class TwinConfig(BaseModel):
-    """Model rollouts from the hub: poll the desired state, install, smoke-test, switch.
+    """Model and layout rollouts from the hub: poll the desired state; install, smoke-test and
+    switch models; validate, try and keep store layouts (``edge_agent.twin.layout_follower``).
 
     Needs the hub's address (``hub_url`` or ``sync.hub_url``), this box's credentials
     (``sync.credentials_file`` from ``retail-edge enroll``, or ``RETAIL_EDGE_HUB_TOKEN``) and
@@ -23,7 +24,8 @@ class TwinConfig(BaseModel):
     staging_dir: Path = Field(
         Path("twin"),
         description="where downloaded bundles are kept (relative to the config file); the "
-        "running and the previous bundle stay here for restarts and switching back",
+        "running and the previous bundle stay here for restarts and switching back, and the "
+        "applied store layout (applied-layout.json)",
     )
     smoke_frames: int = Field(
         4, ge=1, le=64, description="latest frames the smoke test runs both models on"
@@ -32,3 +34,9 @@ class TwinConfig(BaseModel):
         60.0, gt=0, description="how long the smoke test waits for that many frames"
     )
     request_timeout_s: float = Field(30.0, gt=0, description="HTTP timeout per request, s")
+    config_trial_s: float = Field(
+        30.0,
+        gt=0,
+        description="seconds a rolled-out store layout runs on trial: every step without an "
+        "error and at least one enabled camera streaming, or the previous layout runs again",
+    )

@@ -11,6 +11,10 @@ rolled the wave back) the switch back needs no download (it is smoke-tested agai
 the gates refused is measured again when it is rolled out again); a desired model of None means the
 store config's own model, which is kept for the whole run. A model that failed here is not
 tried again (its failure is reported again instead) until the hub asks for another one.
+
+With a ``LayoutFollower`` the same round first follows the desired store layout
+(``layout_follower``: validate, switch the agent's cameras, trial, keep or go back), then the
+model, so that each change is tried on its own.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from edge_agent.errors import ConfigError, RetailCVError
 from edge_agent.shelf.classes import DetectorClasses
 from edge_agent.twin.client import TwinClient, TwinError
 from edge_agent.twin.config import TwinConfig
+from edge_agent.twin.layout_follower import LayoutFollower
 from edge_agent.twin.smoke import smoke_test
 
 log = logging.getLogger(__name__)
@@ -61,6 +66,7 @@ class Reconciler:
         frames: FrameSource,
         client: TwinClient,
         open_detector: DetectorOpener,
+        layouts: LayoutFollower | None = None,
     ) -> None:
         if config.model.trusted_keys is None:
             raise ConfigError(
@@ -72,6 +78,7 @@ class Reconciler:
         self.frames = frames
         self.client = client
         self.open_detector = open_detector
+        self.layouts = layouts  # the config part of the desired state; None: models only
         self.trusted_keys = config.model.trusted_keys
         self.baseline = slot.current  # the store config's own model: desired None
         self._kept: dict[ModelLabel, Detector] = {ModelLabel.of(self.baseline): self.baseline}
@@ -150,6 +157,10 @@ class Reconciler:
             TwinError: the hub could not be read (and no desired state was pushed).
         """
         desired = self._desired()
+        if self.layouts is not None:
+            # The layout first (it is quick next to a download), then the model: each change
+            # is tried alone, on what already runs.
+            self.layouts.follow(desired, self._stop)
         failure = self.slot.take_failure()
         if failure is not None:
             reason = f"inference failed after the switch, switched back: {failure.error}"

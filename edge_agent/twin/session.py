@@ -1,4 +1,5 @@
-"""Build the reconciler that ``retail-edge run`` starts beside the agent."""
+"""Build the reconciler that ``retail-edge run`` starts beside the agent (models, and with a
+``LayoutAtStart`` the store layout too)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from edge_agent.errors import ConfigError
 from edge_agent.twin.client import TwinClient
+from edge_agent.twin.layout_follower import LayoutAtStart, LayoutFollower
 from edge_agent.twin.reconciler import Reconciler
 
 if TYPE_CHECKING:
@@ -17,9 +19,14 @@ if TYPE_CHECKING:
 
 
 def open_reconciler(
-    config: StoreConfig, agent: EdgeAgent, secrets: EdgeSecrets | None = None
+    config: StoreConfig,
+    agent: EdgeAgent,
+    secrets: EdgeSecrets | None = None,
+    layouts: LayoutAtStart | None = None,
 ) -> Reconciler | None:
-    """The reconciler of ``config.twin`` for ``agent`` (not started), or None when off.
+    """The reconciler of ``config.twin`` for ``agent`` (not started), or None when off. With
+    ``layouts`` (``layout_at_start``: what ``retail-edge run`` started with) it also follows
+    the desired store layout; ``config`` is then the config the agent started with.
 
     Raises:
         ConfigError: no hub URL, no credentials, or no trusted keys.
@@ -51,4 +58,7 @@ def open_reconciler(
         )
 
     client = TwinClient(hub_url, config.device_id, headers, twin.request_timeout_s)
-    return Reconciler(config, twin, agent.slot, agent.recent_frames, client, opener)
+    follower = None
+    if layouts is not None:
+        follower = LayoutFollower(layouts, agent, client, twin.config_trial_s)
+    return Reconciler(config, twin, agent.slot, agent.recent_frames, client, opener, follower)

@@ -26,6 +26,7 @@ from cloud_hub.services.alerts import (
     AlertState,
     acknowledge_alert,
     list_alerts,
+    prune_alerts,
     resolve_alert,
 )
 from cloud_hub.services.ingest import ingest_batch
@@ -382,3 +383,18 @@ def test_ack_and_resolve_record_who_and_queue_one_webhook_event_each(hub_db: Eng
             select(WEBHOOK_DELIVERIES.c.event).order_by(WEBHOOK_DELIVERIES.c.id)
         ).scalars().all()  # fmt: skip
     assert events == ["alert.opened", "alert.acknowledged", "alert.resolved"]
+
+
+def test_long_resolved_alerts_are_pruned_and_live_ones_stay(hub_db: Engine) -> None:
+    ingest(hub_db, numbered([alert_event("alert_raised", T0 + 1.0, rule=r) for r in "abc"]))
+    a, b, c = sorted(alerts(hub_db), key=lambda x: x.rule_id)
+    with hub_db.begin() as conn:
+        resolve_alert(conn, a.id, "hq-ops", 1, 1000.0)
+        resolve_alert(conn, b.id, "hq-ops", 1, 5000.0)
+        acknowledge_alert(conn, c.id, "hq-ops", 1, 100.0)  # live, and older than both
+    with hub_db.begin() as conn:
+        assert prune_alerts(conn, 4000.0) == 1
+    assert sorted(x.rule_id for x in alerts(hub_db)) == ["b", "c"]
+    with hub_db.begin() as conn:
+        assert prune_alerts(conn, 10**10) == 1
+    assert [x.rule_id for x in alerts(hub_db)] == ["c"]

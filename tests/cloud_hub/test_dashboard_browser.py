@@ -39,9 +39,10 @@ from cloud_hub.services.api_keys import create_api_key
 from cloud_hub.services.payloads import ingest_payload
 from cloud_hub.services.rollouts import record_report, set_desired
 from cloud_hub.services.stores import StoreUpdate, put_store
+from cloud_hub.services.twins import record_reported_config, set_desired_config
 from common.sync import MAX_BATCH_RECORDS, BatchAck, RecordKind, SyncRecord, encode_batch
 from common.telemetry import AlertPayload, AnalyticsEvent, ShelfStatus, SlotReport, Snapshot
-from common.twin import ReportedState, TwinStep
+from common.twin import ConfigReport, ConfigStep, ReportedState, TwinStep
 from tests.cloud_hub.batches import batch, record
 from tests.cloud_hub.hub_process import HubProcess
 from tests.cloud_hub.store_seed import GRID, STORE_ZONES, store_heatmaps, store_rollups
@@ -174,6 +175,10 @@ def _seed(engine: Engine, assets: Path) -> None:
             )  # fmt: skip
             record_report(conn, f"{store}-box", store, running, now)
         set_desired(conn, f"{stores[0]}-box", stores[0], "yolox-nano", "2.0", None, now)
+        # The last box runs layout version 2 of its store and is asked for version 3.
+        applied = ConfigReport(version=2, step=ConfigStep.APPLIED, running_version=2)
+        record_reported_config(conn, f"{stores[-1]}-box", stores[-1], applied, now)
+        set_desired_config(conn, f"{stores[-1]}-box", stores[-1], 3, None, now)
 
 
 @dataclass
@@ -399,6 +404,10 @@ def test_every_page_draws_the_api_numbers(tab: Tab, hub: Hub, tmp_path: Path) ->
         assert models == [f"yolox-nano 1.{i}" for i in range(len(STORE_ZONES))]
         arrows = tab.page.inner_text("table.fleet tbody").count("→ yolox-nano 2.0 (switched)")
         assert arrows == 1  # only the box the hub asks for another model
+        layouts = [str(d["config_version"] or "") for d in devices.json()["items"]]
+        assert layouts == [""] * (len(STORE_ZONES) - 1) + ["2"]
+        assert tab.values("table.fleet td.layout", "data-layout") == layouts
+        assert tab.page.inner_text("table.fleet tbody").count("→ v3 (applied)") == 1
     else:
         assert devices.status_code in (404, 405), devices.text
         assert "not available" in tab.page.inner_text(".not-available")

@@ -4,6 +4,7 @@ delivery log, a receiver that never comes back, and secrets that are never store
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import time
@@ -14,6 +15,7 @@ from sqlalchemy import Engine, select, text
 
 from cloud_hub.models import WEBHOOK_DELIVERIES
 from cloud_hub.services.alerts import AlertFilter, acknowledge_alert, list_alerts
+from cloud_hub.services.webhook_destinations import DestinationRefused, check_literal, pin
 from cloud_hub.services.webhooks import (
     DeliveryPolicy,
     DeliveryState,
@@ -32,7 +34,10 @@ from tests.cloud_hub.webhook_receiver import WebhookReceiver
 from tests.services import free_port
 
 HUB_KEY = "hub-webhook-key-" + "x" * 24
-POLICY = DeliveryPolicy(max_attempts=4, backoff_s=10.0, backoff_max_s=15.0, timeout_s=5.0)
+# The test receiver listens on loopback, which a hub refuses unless it allows private addresses.
+POLICY = DeliveryPolicy(
+    max_attempts=4, backoff_s=10.0, backoff_max_s=15.0, timeout_s=5.0, allow_private=True
+)
 
 
 class Clock:
@@ -178,3 +183,72 @@ def test_secrets_are_derived_not_stored_and_a_changed_key_fails_loudly(hub_db: E
     assert states == [DeliveryState.CANCELLED.value]  # deleting cancelled what was pending
     with pytest.raises(WebhookKeyError, match="RETAIL_HUB_WEBHOOK_KEY"), hub_db.begin() as conn:
         create_webhook(conn, WebhookCreate(url="http://127.0.0.1:9/z"), None, "a", time.time())
+
+
+def test_private_destinations_are_refused_unless_allowed(hub_db: Engine) -> None:
+    """No request forgery into the hub's own network: with private addresses not allowed, a
+    webhook to loopback (by IP or by a name that resolves there) is never sent; the attempt
+    log says why and how to allow it. Allowed, a name is sent to the address it resolved to,
+    with the name kept in the Host header."""
+    clock = Clock(1_800_000_000.0)
+    strict = dataclasses.replace(POLICY, allow_private=False)
+    with WebhookReceiver() as by_ip, WebhookReceiver() as by_name, httpx.Client() as client:
+        receivers = (by_ip, by_name)
+        urls = (by_ip.url, by_name.url.replace("127.0.0.1", "localhost"))
+        hook_ids = []
+        with hub_db.begin() as conn:
+            for receiver, url in zip(receivers, urls, strict=True):
+                hook = create_webhook(conn, WebhookCreate(url=url), HUB_KEY, "ops", clock.t)
+                receiver.secret = hook.secret
+                hook_ids.append(hook.id)
+        ingest(hub_db, numbered([alert_event("alert_raised", T0 + 1.0)]), at=clock.t)
+        report = deliver_due(hub_db, HUB_KEY, strict, client, clock)
+        assert (report.delivered, report.retrying) == (0, 2)
+        hosts = ("127.0.0.1", "localhost")
+        for receiver, hook_id, host in zip(receivers, hook_ids, hosts, strict=True):
+            assert receiver.received() == []
+            [attempt] = _deliveries(hub_db, hook_id)[0]["attempt_log"]  # type: ignore[misc]
+            assert f"webhook host {host} resolves to" in attempt["error"]
+            assert "RETAIL_HUB_WEBHOOK_ALLOW_PRIVATE" in attempt["error"]
+
+        clock.t += POLICY.backoff_max_s
+        report = deliver_due(hub_db, HUB_KEY, POLICY, client, clock)
+        assert report.delivered == 2
+        for receiver, url in zip(receivers, urls, strict=True):
+            [got] = receiver.received()
+            assert got.signature_ok
+            assert got.headers["Host"] == url.split("/")[2]
+
+
+@pytest.mark.parametrize(
+    ("url", "public"),
+    [
+        ("http://127.0.0.1:8080/x", False),
+        ("http://10.1.2.3/x", False),
+        ("http://192.168.0.10/x", False),
+        ("http://169.254.169.254/latest/meta-data", False),  # cloud metadata
+        ("http://100.64.0.1/x", False),  # carrier-grade NAT, shared
+        ("http://[::1]/x", False),
+        ("http://[::ffff:127.0.0.1]/x", False),  # IPv4-mapped loopback
+        ("http://[fd00::1]/x", False),
+        ("http://localhost:9000/x", False),
+        ("http://8.8.8.8/x", True),
+        ("https://[2606:4700:4700::1111]/x", True),
+        ("https://hooks.example.com/x", True),  # a name: checked when a delivery resolves it
+    ],
+)
+def test_literal_destinations_are_judged_without_dns(url: str, public: bool) -> None:
+    if public:
+        check_literal(url)
+    else:
+        with pytest.raises(DestinationRefused, match="RETAIL_HUB_WEBHOOK_ALLOW_PRIVATE"):
+            check_literal(url)
+
+
+def test_a_pinned_destination_keeps_the_name_for_host_and_tls() -> None:
+    pinned = pin("https://localhost:8443/hooks?x=1", allow_private=True)
+    assert pinned.url == "https://127.0.0.1:8443/hooks?x=1"
+    assert pinned.headers == {"Host": "localhost:8443"}
+    assert pinned.extensions == {"sni_hostname": "localhost"}
+    with pytest.raises(DestinationRefused, match=r"localhost resolves to .*127\.0\.0\.1"):
+        pin("https://localhost:8443/hooks")

@@ -34,6 +34,7 @@ HUB_ENV = {
     "RETAIL_HUB_WEBHOOK_MAX_ATTEMPTS": "20",
     # A hub killed mid-request leaves its delivery leased for timeout + 5 s: keep that short.
     "RETAIL_HUB_WEBHOOK_TIMEOUT_S": "2",
+    "RETAIL_HUB_WEBHOOK_ALLOW_PRIVATE": "true",  # the test receiver listens on loopback
 }
 
 
@@ -166,7 +167,36 @@ def test_no_webhook_key_means_no_webhooks(tmp_path: Path) -> None:
         hub.start(url)
         r = httpx.post(
             hub.url + API + "/webhooks",
-            json={"url": "http://127.0.0.1:9/x"},
+            json={"url": "https://pos.example.com/x"},
             headers={"Authorization": f"Bearer {admin}"},
         )
         assert r.status_code == 409 and "RETAIL_HUB_WEBHOOK_KEY" in r.json()["detail"]
+
+
+def test_a_hub_refuses_webhooks_into_its_own_network(tmp_path: Path) -> None:
+    """Without RETAIL_HUB_WEBHOOK_ALLOW_PRIVATE, a loopback, private or metadata address is
+    refused at registration (422 naming body.url) and nothing is stored; a name is accepted
+    (it is checked when a delivery resolves it: tests/cloud_hub/test_webhooks.py)."""
+    url = f"sqlite:///{tmp_path / 'hub.db'}"
+    upgrade_database(url)
+    engine = create_hub_engine(url)
+    with engine.begin() as conn:
+        admin, _ = create_api_key(conn, Role.HQ_ADMIN, now=time.time())
+    engine.dispose()
+    env = {k: v for k, v in HUB_ENV.items() if k != "RETAIL_HUB_WEBHOOK_ALLOW_PRIVATE"}
+    headers = {"Authorization": f"Bearer {admin}"}
+    with HubProcess(tmp_path) as hub, httpx.Client(base_url=hub.url + API, timeout=30) as api:
+        hub.start(url, env=env)
+        for target in (
+            "http://127.0.0.1:5432/x",
+            "http://169.254.169.254/latest",
+            "http://[::1]/x",
+        ):
+            r = api.post("/webhooks", json={"url": target}, headers=headers)
+            assert r.status_code == 422, r.text
+            [problem] = r.json()["detail"]
+            assert problem["loc"] == ["body", "url"]
+            assert "RETAIL_HUB_WEBHOOK_ALLOW_PRIVATE" in problem["msg"]
+        assert api.get("/webhooks", headers=headers).json()["items"] == []
+        ok = api.post("/webhooks", json={"url": "https://pos.example.com/x"}, headers=headers)
+        assert ok.status_code == 201, ok.text

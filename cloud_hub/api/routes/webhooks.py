@@ -11,6 +11,7 @@ import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
+from fastapi.exceptions import RequestValidationError
 from starlette.concurrency import run_in_threadpool
 
 from cloud_hub.api.auth import AUTH_RESPONSES, ErrorDetail, require, visible_store
@@ -18,6 +19,7 @@ from cloud_hub.api.deps import EngineDep, SettingsDep
 from cloud_hub.api.params import DEFAULT_LIMIT, Limit, Offset
 from cloud_hub.core.security import Caller, Permission
 from cloud_hub.services.api_keys import STORE_ID_PATTERN
+from cloud_hub.services.webhook_destinations import DestinationRefused, check_literal
 from cloud_hub.services.webhooks import (
     DeliveryPage,
     DeliveryState,
@@ -62,6 +64,13 @@ async def register(
     """Register a webhook for one store's alerts (``store_id``, a store the hub knows) or every
     store's (null). The answer holds the signing secret: it is shown this once."""
     hub_key = settings.webhook_key.get_secret_value() if settings.webhook_key else None
+    if not settings.webhook_allow_private:
+        try:
+            check_literal(str(spec.url))
+        except DestinationRefused as exc:
+            raise RequestValidationError(
+                [{"type": "value_error", "loc": ("body", "url"), "msg": str(exc), "input": None}]
+            ) from None
 
     def write() -> WebhookCreated:
         with engine.begin() as conn:

@@ -188,6 +188,18 @@ function modelCell(d) {
   );
 }
 
+// The store layout version a device runs (hub config rollouts), and the one wanted if another.
+function layoutCell(d) {
+  const running = d.config_version === null || d.config_version === undefined ? "file's" : `v${d.config_version}`;
+  const wanted = d.desired_config_version !== null && d.desired_config_version !== undefined && d.desired_config_version !== d.config_version;
+  return h(
+    "td",
+    { class: "layout", "data-layout": d.config_version ?? "" },
+    running,
+    wanted ? h("div", { class: "muted" }, `→ v${d.desired_config_version}${d.config_step ? ` (${d.config_step})` : ""}`) : null,
+  );
+}
+
 export const fleet = {
   title: "Fleet health",
   async render({ params, stores, navigate }) {
@@ -217,6 +229,7 @@ export const fleet = {
         h("td", {}, formatInstant(d.last_seen, tz), seen ? h("div", { class: "muted" }, ago(seen)) : null),
         h("td", {}, d.enrolled_at ? formatInstant(d.enrolled_at, tz) : "not enrolled"),
         modelCell(d),
+        layoutCell(d),
         h("td", { class: "num" }, fmt(d.max_seq, 0)),
         h("td", { class: "num" }, fmt(d.records_received, 0)),
         h("td", { class: d.dead_lettered ? "num warn" : "num" }, fmt(d.dead_lettered, 0)),
@@ -243,7 +256,7 @@ export const fleet = {
       card(
         `Devices (times in each store's zone; "silent" after ${SILENT_AFTER_S / 60} min without a batch)`,
         rows.length
-          ? table(["Device", "Store", "Health", "Last seen", "Enrolled", "Model", "Max seq", "Records", "Dead-lettered", "Dropped at edge"], rows, { class: "fleet" })
+          ? table(["Device", "Store", "Health", "Last seen", "Enrolled", "Model", "Layout", "Max seq", "Records", "Dead-lettered", "Dropped at edge"], rows, { class: "fleet" })
           : empty("No devices."),
       ),
     ];
