@@ -167,7 +167,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 reconciler.stop()
                 reconciler.client.close()
             if session is not None:
-                session.stop()
+                # The stop wrote the open buckets' partial rollups: send them now if we can.
+                session.stop(drain_s=config.sync.drain_on_stop_s if config.sync else 0.0)
             if metrics is not None:
                 metrics.stop()
         stats = agent.stats()

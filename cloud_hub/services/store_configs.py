@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, insert, select
 from sqlalchemy.engine import Connection, RowMapping
 
-from cloud_hub.models import STORE_CONFIGS, STORES
+from cloud_hub.models import DEVICE_CREDENTIALS, STORE_CONFIGS, STORES
 from cloud_hub.services.paging import PageInfo, page_info
 from common.store_config.layout import LAYOUT_SCHEMA_VERSION, StoreLayout
 
@@ -95,6 +95,25 @@ def check_layout(layout: StoreLayout) -> None:
                 )
 
 
+def _check_devices(conn: Connection, store_id: str, layout: StoreLayout) -> None:
+    """A camera's ``devices`` must be boxes enrolled in this store (a typo would leave the
+    camera to no box at all); raises LayoutRejected."""
+    d = DEVICE_CREDENTIALS.c
+    enrolled = set(
+        conn.execute(
+            select(d.device_id).where(d.store_id == store_id, d.revoked_at.is_(None))
+        ).scalars()
+    )
+    for i, camera in enumerate(layout.cameras):
+        for j, device in enumerate(camera.devices or []):
+            if device not in enrolled:
+                raise LayoutRejected(
+                    ("layout", "cameras", i, "devices", j),
+                    f"camera {camera.id!r} names device {device!r}, which is not a box enrolled "
+                    f"in store {store_id} ({sorted(enrolled) or 'none yet'}): enroll it first",
+                )
+
+
 def _has_password(source: str) -> bool:
     try:
         return urlsplit(source).password is not None
@@ -132,6 +151,7 @@ def create_config(
             f"store {store_id!r} not found; create it first with PUT /api/v1/stores/{store_id}"
         )
     check_layout(request.layout)
+    _check_devices(conn, store_id, request.layout)
     c = STORE_CONFIGS.c
     latest = conn.execute(select(func.max(c.version)).where(c.store_id == store_id)).scalar()
     out = StoreConfigOut(

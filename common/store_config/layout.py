@@ -7,7 +7,8 @@ the edge replaces those sections of its file's config with it (``edge_agent.twin
 
 A layout camera's ``source`` may be left out: the box then keeps the source its own file gives
 for that camera id, so camera addresses with passwords stay on the box. A camera the file does
-not know needs a source in the layout. Coordinates are normalised (0-1), times are seconds.
+not know needs a source in the layout. A store with several boxes names each camera's boxes in
+``devices`` (null: every box runs it). Coordinates are normalised (0-1), times are seconds.
 """
 
 from __future__ import annotations
@@ -41,6 +42,20 @@ class CameraLayout(CameraAnalyticsConfig):
     )
     fps: float = Field(3.0, gt=0, le=60, description="frames per second to analyse")
     enabled: bool = True
+    devices: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="the store boxes (device ids) that run this camera; null: every box of "
+        "the store (a store with several boxes splits its cameras between them this way)",
+    )
+
+    @field_validator("devices")
+    @classmethod
+    def _devices_ok(cls, v: list[str] | None) -> list[str] | None:
+        for d in v or []:
+            if not _ID.match(d):
+                raise ValueError(f"device id {d!r} is not a valid id (letters, digits, - _ .)")
+        return v
 
     @field_validator("id")
     @classmethod

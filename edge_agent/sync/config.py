@@ -63,6 +63,13 @@ class SyncConfig(BaseModel):
         30.0, gt=0, description="seconds to wait for the hub's ack of a batch before resending"
     )
     idle_s: float = Field(1.0, gt=0, description="seconds between polls of an empty outbox")
+    drain_on_stop_s: float = Field(
+        10.0,
+        ge=0,
+        description="when `retail-edge run` stops, try this long (s) to send what is pending "
+        "(the open minute's partial rollups are written at stop); what is not sent stays in the "
+        "outbox for the next start. Keep it under systemd's TimeoutStopSec",
+    )
     backoff_initial_s: float = Field(1.0, gt=0, description="first retry delay bound (s)")
     backoff_cap_s: float = Field(60.0, gt=0, description="largest retry delay (s)")
 

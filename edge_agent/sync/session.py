@@ -17,7 +17,7 @@ from edge_agent.outbox.store import Outbox
 from edge_agent.settings import EdgeSecrets
 from edge_agent.sync.config import make_transport
 from edge_agent.sync.enroll import load_credentials
-from edge_agent.sync.errors import TransportError
+from edge_agent.sync.errors import SyncError, TransportError
 from edge_agent.sync.http import HttpTransport
 from edge_agent.sync.mqtt import MqttTransport
 from edge_agent.sync.syncer import Syncer, SyncResult
@@ -103,11 +103,17 @@ class SyncSession:
         """Send everything pending (after ``open()``); raises SyncError after ``timeout_s``."""
         return self.syncer.drain(timeout_s)
 
-    def stop(self) -> None:
-        """Stop the syncer thread and close the transport (pending records stay in the outbox)."""
+    def stop(self, drain_s: float = 0.0) -> None:
+        """Stop the syncer thread, then (``drain_s`` > 0) try that long to send what is still
+        pending, and close the transport. What is not sent stays in the outbox."""
         if self._started:
             self.syncer.stop()
             self._started = False
+            if drain_s > 0:
+                try:
+                    self.syncer.drain(drain_s)
+                except SyncError as exc:
+                    log.warning("records stay in the outbox for the next start: %s", exc)
         if isinstance(self.transport, MqttTransport):
             self.transport.stop()
         else:

@@ -33,11 +33,13 @@ BOX_SECTIONS = ("store_id", "device_id", "model", "outbox", "sync", "privacy", "
 
 def merge_layout(file_config: StoreConfig, layout: StoreLayout) -> dict[str, Any]:
     """The config mapping the box runs with ``layout``: ``file_config`` (as JSON-able data)
-    with the layout's time zone and tracker where not None and the layout's cameras in place of
-    the file's. Not validated yet (``layout_config`` does that).
+    with the layout's time zone and tracker where not None and the layout's cameras for this
+    box (``devices`` null or naming it) in place of the file's. Not validated yet
+    (``layout_config`` does that).
 
     Raises:
-        ConfigError: a layout camera without a source that the file does not know.
+        ConfigError: a layout camera without a source that the file does not know, or no
+            camera for this box.
     """
     data = file_config.model_dump(mode="json")
     if layout.timezone is not None:
@@ -46,8 +48,14 @@ def merge_layout(file_config: StoreConfig, layout: StoreLayout) -> dict[str, Any
         data["tracker"] = layout.tracker.model_dump(mode="json")
     sources = {c.id: c.source for c in file_config.cameras}
     cameras = []
-    for cam in layout.cameras:
-        entry = cam.model_dump(mode="json")
+    mine = [c for c in layout.cameras if c.devices is None or file_config.device_id in c.devices]
+    if not mine:
+        raise ConfigError(
+            f"no camera of the layout is for this box ({file_config.device_id}): every camera "
+            "names other boxes in `devices`"
+        )
+    for cam in mine:
+        entry = cam.model_dump(mode="json", exclude={"devices"})
         if cam.source is None:
             if cam.id not in sources:
                 raise ConfigError(

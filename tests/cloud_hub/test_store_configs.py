@@ -103,6 +103,8 @@ def test_a_refused_layout_is_a_422_naming_the_field_and_stores_nothing(hub: Hub)
         (bad(lambda c: c["alerts"][0].update(target="tills")), "alerts", 0),
         (bad(lambda c: c.update(frame_rate=4)), "frame_rate", None),
         ({**layout_json(), "timezone": "Europe/Atlantis"}, "timezone", None),
+        # A camera for a box that is not enrolled in the store (here: another store's box).
+        (bad(lambda c: c.update(devices=["rome-1", "paris-1"])), "devices", 1),
     ]
     for layout, field, index in cases:
         r = hub.call("POST", "/stores/rome/configs", json={"layout": layout})

@@ -75,8 +75,13 @@ def layouts(draw: st.DrawFn) -> StoreLayout:
                 enabled=draw(st.booleans()),
                 lines=[_line(i) for i in range(draw(st.integers(0, 2)))],
                 rollup_interval_s=draw(st.sampled_from([10, 60, 300])),
+                devices=draw(st.sampled_from([None, ["s1-box"], ["other-box", "s1-box"]])),
             )
         )
+    # Cameras of the store's other box: never this box's.
+    cameras += [CameraLayout(id="other-cam", source="1", devices=["other-box"])] * draw(
+        st.integers(0, 1)
+    )
     timezone = draw(st.sampled_from([None, "UTC", "America/New_York"]))
     tracker = draw(st.sampled_from([None, TrackerConfig(lost_track_s=1.0, min_hits=2)]))
     return StoreLayout(timezone=timezone, tracker=tracker, cameras=cameras)
@@ -95,15 +100,30 @@ def test_the_merge_keeps_the_box_sections_and_the_file_sources(
         assert getattr(merged, section) == getattr(file_cfg, section), section
     assert merged.timezone == (layout.timezone or file_cfg.timezone)
     assert merged.tracker == (layout.tracker or file_cfg.tracker)
-    assert [c.id for c in merged.cameras] == [c.id for c in layout.cameras]
+    mine = [c for c in layout.cameras if c.devices is None or "s1-box" in c.devices]
+    assert [c.id for c in merged.cameras] == [c.id for c in mine]
     file_sources = {c.id: c.source for c in file_cfg.cameras}
-    for got, want in zip(merged.cameras, layout.cameras, strict=True):
+    for got, want in zip(merged.cameras, mine, strict=True):
         assert got.source == (want.source if want.source is not None else file_sources[want.id])
-        analytics = want.model_dump(exclude={"source"})
+        analytics = want.model_dump(exclude={"source", "devices"})
         assert got.model_dump(exclude={"source"}) == analytics
     # The box's camera password never needs to travel: a layout without sources keeps it.
     if any(c.id == "aisle" and c.source is None for c in layout.cameras):
         assert merged.camera("aisle").source == SECRET_URL
+
+
+def test_a_store_with_two_boxes_splits_its_cameras_by_devices(assets: Path, tmp_path: Path) -> None:
+    file_cfg = _file_config(assets, tmp_path)  # device s1-box
+    layout = StoreLayout(
+        cameras=[
+            CameraLayout(id="door", devices=["s1-box"]),
+            CameraLayout(id="backroom", devices=["s1-other"]),  # the other box's: no source here
+        ]
+    )
+    assert [c.id for c in layout_config(file_cfg, layout, tmp_path).cameras] == ["door"]
+    theirs = StoreLayout(cameras=[CameraLayout(id="backroom", devices=["s1-other"])])
+    with pytest.raises(ConfigError, match=r"no camera of the layout is for this box \(s1-box\)"):
+        merge_layout(file_cfg, theirs)
 
 
 def test_a_layout_camera_the_file_does_not_know_needs_a_source(

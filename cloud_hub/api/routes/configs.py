@@ -14,8 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from cloud_hub.api.auth import AUTH_RESPONSES, STORE_RESPONSES, ErrorDetail, require, visible_store
 from cloud_hub.api.deps import DeviceDep, EngineDep
 from cloud_hub.api.params import DEFAULT_LIMIT, Limit, Offset, StoreIdPath
-from cloud_hub.api.routes.rollouts import DEVICE_RESPONSES, AbortRequest, DevicePath
-from cloud_hub.api.routes.rollouts import _the_device as the_device
+from cloud_hub.api.routes.rollouts import DEVICE_RESPONSES, AbortRequest, DevicePath, the_device
 from cloud_hub.core.security import Caller, Permission
 from cloud_hub.services.api_keys import STORE_ID_PATTERN
 from cloud_hub.services.config_rollout_reads import (

@@ -172,7 +172,9 @@ DEVICE_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _the_device(caller: DeviceTopics | None, device_id: str) -> DeviceTopics:
+def the_device(caller: DeviceTopics | None, device_id: str) -> DeviceTopics:
+    """The calling device, when it is ``device_id`` itself (401 without a device secret, 403
+    for another device)."""
     if caller is None:
         raise HTTPException(401, "the device twin needs the device's secret (retail-edge enroll)")
     if caller.device_id != device_id:
@@ -183,7 +185,7 @@ def _the_device(caller: DeviceTopics | None, device_id: str) -> DeviceTopics:
 @device_router.get("/{device_id}/desired", response_model=DesiredState, responses=DEVICE_RESPONSES)
 async def desired(device_id: DevicePath, caller: DeviceDep, engine: EngineDep) -> DesiredState:
     """What the hub wants this device to run (model null: its own config's)."""
-    me = _the_device(caller, device_id)
+    me = the_device(caller, device_id)
 
     def read() -> DesiredState:
         with engine.connect() as conn:
@@ -201,7 +203,7 @@ async def reported(
     """One step of this device towards its desired model (downloaded, verified, loaded,
     smoke_passed with the smoke test's numbers, switched, or failed with a reason); the
     rollout's gate runs at once."""
-    me = _the_device(caller, device_id)
+    me = the_device(caller, device_id)
 
     def write() -> None:
         with engine.begin() as conn:
