@@ -1,7 +1,8 @@
 """Hub analytics API latency at fleet scale, next to the same SQL run directly.
 
     python benchmarks/bench_api.py [--stores 100] [--days 30] [--clients 50] [--duration 15]
-                                   [--quick] [--keep-pgdata DIR] [--no-append]
+                                   [--workers 1] [--quick] [--keep-pgdata DIR]
+                                   [--refill-hourly] [--no-append]
 
 1. **Data**: a private PostgreSQL (fsync on; shared_buffers 2 GB, max_wal_size 8 GB) migrated
    with ``retail-hub migrate``, holding ``--stores`` stores in four time zones, each with two
@@ -10,8 +11,13 @@
    per camera. The rows go straight into ``rollups`` and ``heatmaps`` with ``COPY``, in
    arrival order (minute by minute, every store), with the tables' indexes dropped during the
    copy and rebuilt from their own definitions after it, then ``VACUUM ANALYZE``. The ingest
-   path's own speed is ``bench_sync``'s subject, not this one's.
-2. **API**: a real ``retail-hub serve`` (one uvicorn process: ``serve`` has no workers option)
+   path's own speed is ``bench_sync``'s subject, not this one's. The load runs at the schema
+   revision before the hourly sums (``rollups_hourly``); ``retail-hub migrate`` then fills
+   them from the minute rows, as a production database upgrading fills them, and is timed
+   (``_hourly.py``; ``--refill-hourly`` does it again on a reused database). A short probe
+   ingests a few minutes of every store through the ingest service and times the hourly upsert
+   that keeps the sums.
+2. **API**: a real ``retail-hub serve --workers N`` (uvicorn; ``--workers``, default 1)
    with rate limiting and the periodic jobs off; ``--clients`` closed-loop clients
    (``httpx.AsyncClient``, one HQ-admin API key each) call one route at a time for
    ``--duration`` seconds with random stores and ranges from a pool of sampled queries.
@@ -34,7 +40,6 @@ import math
 import os
 import random
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -55,6 +60,17 @@ from sqlalchemy.engine import Connection
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import REPO, append_section
+from _hourly import (
+    HOURLY_REVISION,
+    HourlyFill,
+    IngestProbe,
+    downgrade,
+    fill_by_migration,
+    has_hourly,
+    ingest_probe,
+    migrate,
+)
+from _hourly import revision as db_revision
 
 sys.path.insert(0, str(REPO))
 from cloud_hub.core.security import Role
@@ -572,8 +588,8 @@ def sql_phase(dsn: str, clients: int, samples: list[Sample], duration_s: float,
 
 class CpuMeter:
     """CPU the rest of the machine used over an interval: all busy CPU time (/proc/stat) less
-    this process's, the hub's and the PostgreSQL cluster's (the postmaster's reaped children
-    included), in cores."""
+    this process's, the hub's (and its workers') and the PostgreSQL cluster's (the
+    postmaster's reaped children included), in cores."""
 
     def __init__(self, own_pids: list[int], postmaster_pid: int) -> None:
         self.own = own_pids
@@ -590,7 +606,8 @@ class CpuMeter:
             except OSError:
                 continue  # gone meanwhile
             ppid, n = int(f[1]), int(pid.name)
-            if n in self.own or ppid == self.postmaster:
+            # the hub's worker processes are its children
+            if n in self.own or ppid in self.own or ppid == self.postmaster:
                 total += int(f[11]) + int(f[12])
             elif n == self.postmaster:
                 total += sum(int(x) for x in f[11:15])  # + its reaped backends
@@ -650,28 +667,34 @@ class Report:
     loaded: Loaded | None
     routes: list[RouteResult]
     revision: str
+    workers: int = 1
+    fill: HourlyFill | None = None
+    probe: IngestProbe | None = None
 
 
 def _pg_dsn(pg: PostgresProcess, db: str) -> str:
     return f"host=127.0.0.1 port={pg.port} user=postgres dbname={db}"
 
 
-def _migrate(url: str) -> None:
-    env = {**os.environ, "DATABASE_URL": url}
-    subprocess.run([sys.executable, "-m", "cloud_hub.cli", "migrate"], env=env, check=True,
-                   cwd=REPO, capture_output=True)  # fmt: skip
-
-
-def _prepare(pg: PostgresProcess, n_stores: int, days: int, clients: int,
-             fresh: bool) -> tuple[Loaded | None, list[str]]:  # fmt: skip
-    """Migrate (always: picks up new revisions), load when ``fresh``, and make API keys."""
+def _prepare(pg: PostgresProcess, n_stores: int, days: int, clients: int, fresh: bool,
+             refill: bool) -> tuple[Loaded | None, HourlyFill | None, list[str]]:  # fmt: skip
+    """Migrate (always: picks up new revisions; fresh: to just before the hourly sums), load
+    when ``fresh``, fill the hourly sums by migrating on when they are not there (or
+    ``refill``), and make API keys."""
     url = pg.url.rsplit("/", 1)[0] + "/hub"
+    dsn = _pg_dsn(pg, "hub")
+    before_hourly = f"{HOURLY_REVISION}-1"
     if fresh:
         with psycopg.connect(_pg_dsn(pg, "postgres"), autocommit=True) as conn:
             conn.execute("CREATE DATABASE hub")
-    t0 = time.perf_counter()
-    _migrate(url)
-    print(f"retail-hub migrate: {time.perf_counter() - t0:.1f} s", flush=True)
+        took = migrate(url, before_hourly)
+    elif refill and has_hourly(db_revision(dsn)):
+        took = downgrade(url, before_hourly)  # drops rollups_hourly
+    elif has_hourly(db_revision(dsn)):
+        took = migrate(url)
+    else:
+        took = migrate(url, before_hourly)
+    print(f"retail-hub migrate: {took:.1f} s (now at {db_revision(dsn)})", flush=True)
     stores = [(sid, ZONES[i % len(ZONES)]) for i, sid in enumerate(store_ids(n_stores))]
     engine = create_hub_engine(url, pool_size=1)
     now = time.time()
@@ -687,12 +710,18 @@ def _prepare(pg: PostgresProcess, n_stores: int, days: int, clients: int,
     finally:
         engine.dispose()
     loaded = load(_pg_dsn(pg, "hub"), stores, days) if fresh else None
-    return loaded, keys
+    fill = None
+    if not has_hourly(db_revision(dsn)):
+        fill = fill_by_migration(url, dsn)
+        print(f"hourly sums filled by retail-hub migrate: {fill}", flush=True)
+    return loaded, fill, keys
 
 
 def run(n_stores: int, days: int, clients: int, duration_s: float, n_samples: int,
-        pgdata: Path | None = None) -> Report:  # fmt: skip
-    """Load (or reuse ``pgdata``), serve, check answers, time every route; the report."""
+        pgdata: Path | None = None, workers: int = 1, refill: bool = False,
+        probe_minutes: int = 10) -> Report:  # fmt: skip
+    """Load (or reuse ``pgdata``), fill the hourly sums, probe ingest, serve with ``workers``
+    processes, check answers, time every route; the report."""
     workdir = pgdata or Path(tempfile.mkdtemp(prefix="bench-api-pg-"))
     fresh = not (workdir / "pgdata").exists()
     pg = PostgresProcess(workdir, fsync=True)
@@ -705,10 +734,18 @@ def run(n_stores: int, days: int, clients: int, duration_s: float, n_samples: in
             pg.stop()
             pg.start()
         t0 = time.perf_counter()
-        loaded, keys = _prepare(pg, n_stores, days, clients, fresh)
+        loaded, fill, keys = _prepare(pg, n_stores, days, clients, fresh, refill)
         print(f"prepared in {time.perf_counter() - t0:.0f} s: {loaded}", flush=True)
         url = pg.url.rsplit("/", 1)[0] + "/hub"
         dsn = _pg_dsn(pg, "hub")
+        probe = None
+        if probe_minutes:
+            first = int(T0.timestamp()) + days * 86_400  # just after the loaded days
+            series = [(c, t, m, k) for c, t, m, k in SERIES]
+            probe = ingest_probe(url, dsn, store_ids(n_stores), first, probe_minutes, series)
+            print(f"ingest probe: {probe.batches} batches, p50 "
+                  f"{probe.pct(probe.batch_ms, 50):.2f} ms, hourly upsert p50 "
+                  f"{probe.pct(probe.hourly_ms, 50):.2f} ms", flush=True)  # fmt: skip
         with psycopg.connect(dsn) as conn:
             row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
         revision = row[0] if row else "?"
@@ -728,7 +765,8 @@ def run(n_stores: int, days: int, clients: int, duration_s: float, n_samples: in
         hub = HubProcess(workdir.parent / f"{workdir.name}-hub")
         env = {"RETAIL_HUB_RATE_LIMIT_PER_MINUTE": "0", "RETAIL_HUB_RUN_JOBS": "false",
                "RETAIL_HUB_LOG_LEVEL": "WARNING"}  # fmt: skip
-        hub.start(url, env=env, device_auth="open", timeout_s=120)
+        hub.start(url, env=env, device_auth="open", timeout_s=120,
+                  args=["--workers", str(workers)])  # fmt: skip
         results = []
         assert hub.proc is not None
         postmaster = int((workdir / "pgdata" / "postmaster.pid").read_text().split()[0])
@@ -756,13 +794,17 @@ def run(n_stores: int, days: int, clients: int, duration_s: float, n_samples: in
                         flush=True,
                     )
         finally:
+            if hub.proc is not None and hub.proc.poll() is not None:  # died under the run
+                print(f"hub exited with {hub.proc.returncode} before the end:\n{hub.log()[-3000:]}",
+                      file=sys.stderr)  # fmt: skip
             hub.stop()
     finally:
         pg.stop()
         if pgdata is None:
             shutil.rmtree(workdir, ignore_errors=True)
             shutil.rmtree(workdir.parent / f"{workdir.name}-hub", ignore_errors=True)
-    return Report(n_stores, days, clients, duration_s, loaded, results, revision)
+    return Report(n_stores, days, clients, duration_s, loaded, results, revision, workers, fill,
+                  probe)  # fmt: skip
 
 
 class AnswerMismatch(AssertionError):
@@ -804,9 +846,33 @@ def report_text(rep: Report) -> str:
             f"generation included), indexes rebuilt in {ld.index_s:.0f} s, VACUUM ANALYZE "
             f"{ld.vacuum_s:.0f} s; tables {ld.table_mb:,.0f} MB + indexes {ld.index_mb:,.0f} MB."
         )
+    if rep.fill is not None:
+        f = rep.fill
+        lines.append(
+            f"Hourly sums: `retail-hub migrate` (revision {HOURLY_REVISION}) filled "
+            f"{f.hourly_rows:,} hourly rows from {f.minute_rows:,} minute rows in "
+            f"{f.seconds:.0f} s (the migration, as production upgrading would run it)."
+        )
+    if rep.probe is not None:
+        pr = rep.probe
+        lines.append(
+            f"Ingest probe (the hub's ingest service, one transaction per batch of "
+            f"{pr.rollups_per_batch} minute rollups, {pr.batches} batches): p50 "
+            f"{pr.pct(pr.batch_ms, 50):.2f} ms, p95 {pr.pct(pr.batch_ms, 95):.2f} ms a batch, "
+            f"of which the hourly upsert p50 {pr.pct(pr.hourly_ms, 50):.2f} ms, p95 "
+            f"{pr.pct(pr.hourly_ms, 95):.2f} ms; hourly rows checked against the minute rows."
+        )
+    if lines:
+        lines.append("")
+    procs = (
+        "One `retail-hub serve` process"
+        if rep.workers == 1
+        else (f"`retail-hub serve --workers {rep.workers}`")
+    )
     lines += [
-        f"Schema revision {rep.revision}. One `retail-hub serve` process (uvicorn, 1 worker), "
-        f"{rep.clients} closed-loop clients, {rep.duration_s:.0f} s per route and per phase; peer "
+        f"Schema revision {rep.revision}. {procs} (uvicorn, {rep.workers} worker"
+        f"{'s' if rep.workers > 1 else ''}), {rep.clients} closed-loop clients, "
+        f"{rep.duration_s:.0f} s per route and per phase; peer "
         f"= the service's own SQL over psycopg from {rep.clients} threads, right after. "
         "Latency in ms; ratio = API p95 / SQL p95; load = 1-min load average at phase end "
         "(it counts this run's own waiting clients and backends); others' cores = CPU used "
@@ -848,11 +914,24 @@ def main(argv: list[str] | None = None) -> Report:
     ap.add_argument("--samples", type=int, default=30, help="sampled queries per route")
     ap.add_argument("--quick", action="store_true", help="10 stores x 7 days, 10 clients, 10 s")
     ap.add_argument("--keep-pgdata", type=Path, help="load once into this folder, reuse after")
+    ap.add_argument("--workers", type=int, default=1, help="retail-hub serve --workers N")
+    ap.add_argument(
+        "--refill-hourly",
+        action="store_true",
+        help="on a reused database, drop and fill the hourly sums again (timed)",
+    )
+    ap.add_argument(
+        "--probe-minutes",
+        type=int,
+        default=10,
+        help="minutes of every store the ingest probe sends (0: no probe)",
+    )
     ap.add_argument("--no-append", action="store_true", help="print only, leave BENCHMARKS.md")
     args = ap.parse_args(argv)
     if args.quick:
         args.stores, args.days, args.clients, args.duration, args.samples = 10, 7, 10, 10.0, 20
-    rep = run(args.stores, args.days, args.clients, args.duration, args.samples, args.keep_pgdata)
+    rep = run(args.stores, args.days, args.clients, args.duration, args.samples, args.keep_pgdata,
+              args.workers, args.refill_hourly, args.probe_minutes)  # fmt: skip
     body = report_text(rep)
     print(body)
     if not args.no_append:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import NoReturn
 
@@ -20,6 +22,7 @@ from sqlalchemy.exc import OperationalError
 from cloud_hub.core.config import HubSettings, configure_logging
 
 log = logging.getLogger("cloud_hub")
+APP_FACTORY = "cloud_hub.main:create_app_from_env"  # what `serve --workers N` processes run
 
 ENV_HELP = (
     "Settings come from the environment: DATABASE_URL (default sqlite:///./hub.db; "
@@ -55,13 +58,23 @@ def _cmd_serve(args: argparse.Namespace, settings: HubSettings) -> int:
         log.warning("database unreachable at start: %s", _one_line(exc.orig))
     finally:
         engine.dispose()
-    uvicorn.run(
-        create_app(settings),
-        host=args.host,
-        port=args.port,
-        log_level=settings.log_level.lower(),
-        timeout_graceful_shutdown=10,
-    )
+    if args.workers < 1:
+        raise UsageError(f"--workers must be >= 1, got {args.workers}")
+    options = {
+        "host": args.host,
+        "port": args.port,
+        "log_level": settings.log_level.lower(),
+        "timeout_graceful_shutdown": 10,
+    }
+    if args.workers == 1:
+        uvicorn.run(create_app(settings), **options)
+        return 0
+    # Worker processes build their own app from the environment: hand them what the command
+    # line changed, and one folder where their /metrics counters add up.
+    os.environ["DATABASE_URL"] = settings.database_url
+    with tempfile.TemporaryDirectory(prefix="retail-hub-metrics-") as metrics_dir:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        uvicorn.run(APP_FACTORY, factory=True, workers=args.workers, **options)
     return 0
 
 
@@ -80,6 +93,7 @@ def _cmd_retention(args: argparse.Namespace, settings: HubSettings) -> int:
     import time
 
     from cloud_hub.db import create_hub_engine
+    from cloud_hub.services.rollups_hourly import prune_expired_rollups
     from cloud_hub.services.snapshots import delete_expired_snapshots
 
     days = settings.snapshot_retention_days if args.snapshot_days is None else args.snapshot_days
@@ -89,11 +103,21 @@ def _cmd_retention(args: argparse.Namespace, settings: HubSettings) -> int:
     try:
         with engine.begin() as conn:
             deleted = delete_expired_snapshots(conn, days * 86400.0, time.time())
+            rollups = prune_expired_rollups(conn, settings.rollup_retention_days, time.time())
     except OperationalError as exc:
         raise UsageError(f"cannot reach the database: {_one_line(exc.orig)}") from None
     finally:
         engine.dispose()
-    print(json.dumps({"snapshots_deleted": deleted, "older_than_days": days}))
+    print(
+        json.dumps(
+            {
+                "snapshots_deleted": deleted,
+                "older_than_days": days,
+                "rollups_deleted": rollups[0],
+                "hourly_rollups_deleted": rollups[1],
+            }
+        )
+    )
     return 0
 
 
@@ -215,6 +239,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--host", default="127.0.0.1", help="address to listen on (default %(default)s)"
     )
     sv.add_argument("--port", type=int, default=8000, help="TCP port (default %(default)s)")
+    sv.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="uvicorn worker processes sharing the port (default %(default)s), about one per "
+        "CPU core the API may use. Each has its own database pool (up to 15 connections), "
+        "its own rate limiter (a caller gets up to N x RETAIL_HUB_RATE_LIMIT_PER_MINUTE) and "
+        "runs the periodic jobs' threads (each period still runs once); /metrics adds up the "
+        "counters of all N",
+    )
     sv.set_defaults(func=_cmd_serve)
 
     mg = sub.add_parser(
@@ -247,9 +282,11 @@ def build_parser() -> argparse.ArgumentParser:
     mw.set_defaults(func=_cmd_mqtt_worker)
     rt = sub.add_parser(
         "retention",
-        help="delete snapshots older than the retention period, once",
+        help="delete snapshots (and rollups, if so set) older than the retention period, once",
         description="Delete stored snapshots (gated images) taken more than --snapshot-days "
-        "ago (default $RETAIL_HUB_SNAPSHOT_RETENTION_DAYS, 30). `retail-hub serve` and "
+        "ago (default $RETAIL_HUB_SNAPSHOT_RETENTION_DAYS, 30), and minute rollups with their "
+        "hourly sums older than $RETAIL_HUB_ROLLUP_RETENTION_DAYS (0, the default: never). "
+        "`retail-hub serve` and "
         "`worker` run this every RETAIL_HUB_RETENTION_INTERVAL_S seconds (3600; 0 turns that "
         "off), once per period across all hub processes.",
     )

@@ -9,6 +9,8 @@ lock. On PostgreSQL the ingest service locks the rows it merges (``SELECT ... FO
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import orjson
@@ -68,6 +70,18 @@ def _json_codec() -> dict[str, Any]:
     (the ingest dead-letters them). Module-level functions, not closures: psycopg keeps one
     adapter per function and warns that a new closure per engine would leak them."""
     return {"json_serializer": orjson_dumps, "json_deserializer": orjson.loads}
+
+
+@contextmanager
+def read_connection(engine: Engine) -> Iterator[Connection]:
+    """A connection for reads only. On PostgreSQL it runs in autocommit: each statement sees
+    what was committed when it started, as READ COMMITTED gives a statement inside a
+    transaction, without the ``BEGIN`` and ``ROLLBACK`` round trips. On SQLite it is a plain
+    connection (its transactions begin ``IMMEDIATE``, see ``_sqlite_begin_immediate``)."""
+    with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+        yield conn
 
 
 def ping(engine: Engine) -> None:

@@ -11,18 +11,20 @@ migrations' head, and starts (health answering 503) when the database is unreach
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Response
 from fastapi.middleware.cors import CORSMiddleware
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 
 from cloud_hub.api.limits import RequestLimits
 from cloud_hub.api.main import api_router
-from cloud_hub.core.config import HubSettings
+from cloud_hub.api.reads import KnownKeys
+from cloud_hub.core.config import HubSettings, configure_logging
 from cloud_hub.core.metrics import RequestTimer
 from cloud_hub.dashboard.router import router as dashboard_router
 from cloud_hub.db import create_hub_engine
@@ -37,8 +39,22 @@ API_PREFIX = "/api/v1"
 
 
 def _metrics() -> Response:
-    """Prometheus metrics of this process (ingest, API latency), text exposition format."""
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    """Prometheus metrics (ingest, API latency), text exposition format: of this process, or
+    added up over every worker of ``retail-hub serve --workers N`` (which sets
+    ``PROMETHEUS_MULTIPROC_DIR`` for them)."""
+    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def create_app_from_env() -> FastAPI:
+    """``create_app`` with settings from the environment: what each worker process of
+    ``retail-hub serve --workers N`` runs (logging configured as the command does)."""
+    settings = HubSettings()
+    configure_logging(settings.log_level)
+    return create_app(settings)
 
 
 def create_app(settings: HubSettings) -> FastAPI:
@@ -84,6 +100,7 @@ def create_app(settings: HubSettings) -> FastAPI:
     app.state.settings = settings
     configured = settings.jwt_public_key_file is not None or settings.jwt_secret is not None
     app.state.jwt = JwtVerifier(settings) if configured else None
+    app.state.known_keys = KnownKeys()  # API keys seen valid (api/reads.py)
     app.include_router(api_router, prefix=API_PREFIX)
     app.add_api_route("/metrics", _metrics, include_in_schema=False, methods=["GET"])
     app.include_router(dashboard_router)  # the dashboard's static pages at /dashboard/

@@ -92,6 +92,28 @@ class RollupBucket(SQLModel, table=True):
     updated_at: float = Field(sa_type=Float)
 
 
+class RollupHour(SQLModel, table=True):
+    """The merge of every ``rollups`` row of one key whose ``bucket_start`` lies in one UTC
+    hour: counts and sums add, min/max take the extreme (``services.rollups_hourly``; ingest
+    keeps it equal to the minute rows in the same transaction). Readers use it for whole hours
+    inside a bucket (``services.rollup_sums``)."""
+
+    __tablename__ = "rollups_hourly"
+
+    # primary key in the readers' order: a store's metric over a range of hours is one seek
+    store_id: str = Field(primary_key=True)
+    metric: str = Field(primary_key=True)
+    hour_start: int = Field(
+        primary_key=True, sa_type=BigInteger, sa_column_kwargs={"autoincrement": False}
+    )
+    camera_id: str = Field(primary_key=True)
+    target_id: str = Field(primary_key=True)
+    count: int = Field(sa_type=BigInteger, description="events or samples in the hour")
+    sum: float | None = Field(default=None, sa_type=Float, description="null: counters only")
+    min: float | None = Field(default=None, sa_type=Float)
+    max: float | None = Field(default=None, sa_type=Float)
+
+
 class HeatmapBucket(SQLModel, table=True):
     """Person-seconds per grid cell of one camera over one time bucket (row-major, seconds)."""
 
@@ -691,6 +713,7 @@ def table(model: type[SQLModel]) -> Table:
 RECEIVED: Table = table(ReceivedRecord)
 DEAD_LETTERS: Table = table(DeadLetter)
 ROLLUPS: Table = table(RollupBucket)
+ROLLUPS_HOURLY: Table = table(RollupHour)
 HEATMAPS: Table = table(HeatmapBucket)
 EVENTS: Table = table(StoredEvent)
 OUTBOX_DROPS: Table = table(OutboxDrop)
@@ -743,6 +766,7 @@ __all__ = [
     "ROLLOUT_DEVICES",
     "ROLLOUT_EVENTS",
     "ROLLUPS",
+    "ROLLUPS_HOURLY",
     "SHELF_SLOTS",
     "SNAPSHOTS",
     "STORE_CONFIGS",
@@ -769,6 +793,7 @@ __all__ = [
     "RolloutDevice",
     "RolloutEvent",
     "RollupBucket",
+    "RollupHour",
     "ShelfSlot",
     "StoreConfig",
     "StoredEvent",

@@ -17,14 +17,16 @@ from common.topics import DeviceTopics
 log = logging.getLogger(__name__)
 
 
-def get_engine(request: Request) -> Engine:
+# async (no await inside): FastAPI would run a plain ``def`` dependency in the thread pool, a
+# thread hop per request for an attribute read.
+async def get_engine(request: Request) -> Engine:
     """The engine the app's lifespan created."""
     engine = request.app.state.engine
     assert isinstance(engine, Engine)
     return engine
 
 
-def get_settings(request: Request) -> HubSettings:
+async def get_settings(request: Request) -> HubSettings:
     """The settings the app was created with."""
     settings = request.app.state.settings
     assert isinstance(settings, HubSettings)

@@ -137,6 +137,12 @@ class HubSettings(BaseSettings):
     snapshot_retention_days: float = Field(
         30.0, gt=0, description="snapshots (gated images) older than this are deleted"
     )
+    rollup_retention_days: float = Field(
+        0.0,
+        ge=0,
+        description="minute rollups and their hourly sums older than this are deleted, whole "
+        "UTC hours at a time (0: kept for ever)",
+    )
     retention_interval_s: float = Field(
         3600.0,
         ge=0,

@@ -1,5 +1,7 @@
 """Analytics series of one store per local-calendar bucket: footfall, visits and dwell, queues,
-occupancy. Each is re-aggregated from the stored minute rollups in one SQL statement.
+occupancy. Each is re-aggregated from the stored rollups in one SQL statement: whole UTC hours
+from the hourly sums where every bucket edge falls on a whole hour (hour, day and week buckets in
+whole-hour zones), the rest from the minute rows (``rollup_sums.sum_spans``).
 
 Every series is dense: each bucket of the page is listed, empty or not, in time order, and
 within a bucket the lines, zones or targets that had data are listed by ``(camera_id, id)``.
@@ -18,22 +20,26 @@ from datetime import datetime
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import ColumnElement
 from sqlalchemy.engine import Connection
 
-from cloud_hub.models import ROLLUPS
 from cloud_hub.services.calendar import (
     MAX_BUCKETS,
     BucketSize,
     LocalBucket,
     RangeError,
-    bucket_key_sql,
+    edges_on_whole_hours,
     local_buckets,
     range_seconds,
     utc_offsets,
 )
 from cloud_hub.services.paging import PageInfo, page_info
-from cloud_hub.services.rollup_sums import Aggregate, sum_rollups
+from cloud_hub.services.rollup_sums import (
+    Aggregate,
+    CalendarKey,
+    RollupScope,
+    TimeSpan,
+    sum_spans,
+)
 from cloud_hub.services.stores import StoreOut
 from common.telemetry import Metric
 
@@ -204,19 +210,16 @@ def _series(
         return info, []
     start_ts, end_ts = range_seconds(q.start, q.end)
     lo, hi = max(start_ts, page[0].start_ts), min(end_ts, page[-1].end_ts)
-    r = ROLLUPS.c
-    where: list[ColumnElement[bool]] = [
-        r.store_id == q.store.store_id,
-        r.metric.in_(list(metrics)),
-        r.bucket_start >= lo,
-        r.bucket_start < hi,
-    ]
-    if q.camera_id is not None:
-        where.append(r.camera_id == q.camera_id)
-    if q.target_id is not None:
-        where.append(r.target_id == q.target_id)
-    key = bucket_key_sql(r.bucket_start, utc_offsets(zone, lo, hi), q.bucket)
-    sums = sum_rollups(conn, where, key, by=("camera_id", "target_id", "metric"))
+    scope = RollupScope((q.store.store_id,), tuple(metrics), q.camera_id, q.target_id)
+    offsets = utc_offsets(zone, lo, hi)
+    span = TimeSpan(lo, hi, CalendarKey(tuple(offsets), q.bucket))
+    sums = sum_spans(
+        conn,
+        scope,
+        [span],
+        by=("camera_id", "target_id", "metric"),
+        hourly=edges_on_whole_hours(offsets, q.bucket),
+    )
     by_key: dict[int, BucketData] = defaultdict(lambda: defaultdict(dict))
     for (k, camera, target, metric), agg in sums.items():
         by_key[int(k)][(camera, target)][metric] = agg

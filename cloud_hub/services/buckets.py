@@ -49,13 +49,15 @@ def apply_buckets(
     spec: BucketTable[T],
     folded: dict[tuple[Any, ...], Folded[T]],
     updated_at: float,
-) -> list[DeadLetterNotice]:
-    """Insert or merge each folded bucket into ``spec.table``; notices for conflicting ones.
+) -> tuple[list[T], list[DeadLetterNotice]]:
+    """Insert or merge each folded bucket into ``spec.table``: the partials that landed (new
+    or merged, in key order; what derived tables such as ``rollups_hourly`` add) and notices
+    for the conflicting ones, which changed nothing.
 
     ``updated_at`` is UNIX seconds (the hub clock at ingest).
     """
     if not folded:
-        return []
+        return [], []
     table = spec.table
     pk = list(table.primary_key.columns)
     keys = sorted(folded)
@@ -63,7 +65,8 @@ def apply_buckets(
     inserted = set(insert_rows(conn, table, candidates, skip_conflicts_on=pk, returning=pk))
     existing = [k for k in keys if k not in inserted]
     if not existing:
-        return []
+        return [folded[k].value for k in keys], []
+    conflicting: set[tuple[Any, ...]] = set()
     dead: list[DeadLetterNotice] = []
     updates: list[dict[str, Any]] = []
     for chunk_start in range(0, len(existing), LOCK_CHUNK):
@@ -81,11 +84,12 @@ def apply_buckets(
                 merged = spec.merge(stored, part.value)
             except MergeConflict as exc:
                 dead.extend(DeadLetterNotice(seq=s, reason=exc.reason) for s in part.seqs)
+                conflicting.add(spec.key(stored))
                 continue
             updates.append(spec.to_row(merged, updated_at))
     if updates:
         _update_by_key(conn, table, updates)
-    return dead
+    return [folded[k].value for k in keys if k not in conflicting], dead
 
 
 def _update_by_key(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:

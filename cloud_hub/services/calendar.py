@@ -19,7 +19,6 @@ their key, local start and end.
 from __future__ import annotations
 
 import bisect
-import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, case, literal
+from sqlalchemy import BigInteger, ColumnElement, Integer, bindparam, case, literal
 
 
 class BucketSize(StrEnum):
@@ -185,17 +184,58 @@ def bucket_key_sql(
     Integer division truncates on both SQLite and PostgreSQL; ``check_range`` keeps every
     timestamp after 2000, so the operands are positive and truncation is floor.
     """
-    if len(spans) == 1:
-        off: ColumnElement[Any] = literal(spans[0].offset_s)
+    offsets = [literal(s.offset_s) for s in spans]
+    return _key_sql(ts, offsets, [literal(s.since) for s in spans[1:]], size)
+
+
+def bucket_key_template(
+    ts: ColumnElement[Any], n_spans: int, size: BucketSize, prefix: str
+) -> ColumnElement[Any]:
+    """``bucket_key_sql`` for ``n_spans`` offset spans given later as named parameters
+    (``bucket_key_params``), so a statement is built once per shape and run many times."""
+    offsets = [bindparam(f"{prefix}_off{i}", type_=Integer) for i in range(n_spans)]
+    since = [bindparam(f"{prefix}_since{i}", type_=BigInteger) for i in range(1, n_spans)]
+    return _key_sql(ts, offsets, since, size)
+
+
+def bucket_key_params(spans: Sequence[OffsetSpan], prefix: str) -> dict[str, int]:
+    """The parameters of ``bucket_key_template(ts, len(spans), size, prefix)`` for ``spans``."""
+    out = {f"{prefix}_off{i}": s.offset_s for i, s in enumerate(spans)}
+    out.update({f"{prefix}_since{i}": spans[i].since for i in range(1, len(spans))})
+    return out
+
+
+def _key_sql(
+    ts: ColumnElement[Any],
+    offsets: Sequence[ColumnElement[Any]],
+    since: Sequence[ColumnElement[Any]],
+    size: BucketSize,
+) -> ColumnElement[Any]:
+    """The key SQL from each span's offset and each transition's instant (``since[i - 1]``
+    starts span ``i``)."""
+    if len(offsets) == 1:
+        off = offsets[0]
     else:
-        whens = [(ts < nxt.since, literal(cur.offset_s)) for cur, nxt in itertools.pairwise(spans)]
-        off = case(*whens, else_=literal(spans[-1].offset_s))
+        whens = [(ts < since[i], offsets[i]) for i in range(len(offsets) - 1)]
+        off = case(*whens, else_=offsets[-1])
     w = NOMINAL_WIDTH_S[size]
     if size in (BucketSize.MINUTE, BucketSize.HOUR):
         return (ts + off) // w * w - off
     if size is BucketSize.DAY:
         return (ts + off) // w * w
     return (ts + off - _WEEK_ANCHOR_S) // w * w + _WEEK_ANCHOR_S
+
+
+def edges_on_whole_hours(spans: Sequence[OffsetSpan], size: BucketSize) -> bool:
+    """Whether every bucket edge of ``size`` under ``spans`` falls on a whole UTC hour, so a
+    whole UTC hour never straddles two buckets: hour, day and week buckets in a zone whose
+    offsets are whole hours and whose transitions fall on whole hours (not Asia/Kolkata's
+    +05:30, Asia/Kathmandu's +05:45 or Lord Howe's half-hour DST)."""
+    if size is BucketSize.MINUTE:
+        return False
+    return all(s.offset_s % 3600 == 0 for s in spans) and all(
+        s.since % 3600 == 0 for s in spans[1:]
+    )
 
 
 def local_midnight(day: date, zone: ZoneInfo) -> datetime:

@@ -6,8 +6,9 @@ RETURNING seq``; only the seqs that come back are new and applied, the rest are 
 are acknowledged again without effect. New records are parsed; one that does not parse (unknown
 kind, newer schema version, invalid body) or does not merge (see ``merge``) goes to the dead-
 letter table and stays in the ledger, so a re-send is a duplicate, not a second dead letter.
-Rollups and heatmaps merge into their buckets, shelf statuses update the latest slot states
-(``services.inventory``: the newest observation wins), events and outbox-drop notices are
+Rollups and heatmaps merge into their buckets (the rollups that land are also added to their
+hours in ``rollups_hourly``: ``services.rollups_hourly``), shelf statuses update the latest slot
+states (``services.inventory``: the newest observation wins), events and outbox-drop notices are
 inserted (alert events also open or clear hub alerts, ``services.alerts``),
 the device's totals are updated, and only then does the caller commit and send the ack.
 
@@ -44,6 +45,7 @@ from cloud_hub.services.buckets import (
 from cloud_hub.services.dead_letters import earlier_dead_letters, store_record_dead_letters
 from cloud_hub.services.inventory import apply_slot_rows, slot_rows
 from cloud_hub.services.merge import fold, merge_heatmaps, merge_rollups
+from cloud_hub.services.rollups_hourly import add_to_hours
 from cloud_hub.services.sql import greatest, insert_rows, upsert
 from cloud_hub.services.stores import ensure_store
 from common.sync import (
@@ -104,10 +106,12 @@ def ingest_batch(
 
     folded_rollups, dead = fold(got.rollups, ROLLUP_BUCKETS.key, merge_rollups)
     got.dead += dead
-    got.dead += apply_buckets(conn, ROLLUP_BUCKETS, folded_rollups, received_at)
+    applied, dead = apply_buckets(conn, ROLLUP_BUCKETS, folded_rollups, received_at)
+    got.dead += dead
+    add_to_hours(conn, applied)  # rollups_hourly stays their sum: same transaction
     folded_heatmaps, dead = fold(got.heatmaps, HEATMAP_BUCKETS.key, merge_heatmaps)
     got.dead += dead
-    got.dead += apply_buckets(conn, HEATMAP_BUCKETS, folded_heatmaps, received_at)
+    got.dead += apply_buckets(conn, HEATMAP_BUCKETS, folded_heatmaps, received_at)[1]
     if got.events:
         insert_rows(conn, EVENTS, got.events)
     if got.alerts:

@@ -5,7 +5,8 @@ local calendar.
 up to ``at``; "the previous one" from the start of the period before up to the same local wall
 time into it (like for like: Wednesday 14:00 against last Wednesday 14:00; a month's cut-off
 is clamped to the end of a shorter previous month). Pass ``at`` = a period's end to compare
-whole periods. Stores sharing a time zone share the bounds and one SQL statement.
+whole periods. Stores sharing a time zone share the bounds and one SQL statement, which reads
+the periods' whole UTC hours from the hourly sums (``rollup_sums.sum_spans``).
 """
 
 from __future__ import annotations
@@ -18,13 +19,17 @@ from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import and_, case, literal, or_
 from sqlalchemy.engine import Connection
 
-from cloud_hub.models import ROLLUPS
 from cloud_hub.services.calendar import local_midnight
 from cloud_hub.services.paging import PageInfo, page_info
-from cloud_hub.services.rollup_sums import Aggregate, sum_rollups
+from cloud_hub.services.rollup_sums import (
+    Aggregate,
+    FixedKey,
+    RollupScope,
+    TimeSpan,
+    sum_spans,
+)
 from cloud_hub.services.stores import StoreOut
 from common.telemetry import Metric
 
@@ -142,6 +147,10 @@ def period_bounds(at: datetime, zone: ZoneInfo, period: RankingPeriod) -> Period
     )
 
 
+def _ts(t: datetime) -> int:
+    return int(t.timestamp())
+
+
 def _value(agg: Aggregate | None, mean: bool) -> float | None:
     if agg is None:
         return None
@@ -169,24 +178,17 @@ def rank_stores(
     for s in stores:
         by_zone[s.timezone].append(s)
     ranks: list[StoreRank] = []
-    r = ROLLUPS.c
     for tz, members in by_zone.items():
         b = period_bounds(at, ZoneInfo(tz), period)
-        cur = (int(b.current_start.timestamp()), int(b.current_end.timestamp()))
-        prev = (int(b.previous_start.timestamp()), int(b.previous_end.timestamp()))
-        where = [
-            r.store_id.in_([s.store_id for s in members]),
-            r.metric == source.value,
-            # the span of both periods, as a plain range an index can seek (the OR cannot)
-            r.bucket_start >= min(cur[0], prev[0]),
-            r.bucket_start < max(cur[1], prev[1]),
-            or_(
-                and_(r.bucket_start >= cur[0], r.bucket_start < cur[1]),
-                and_(r.bucket_start >= prev[0], r.bucket_start < prev[1]),
-            ),
+        scope = RollupScope(tuple(s.store_id for s in members), (source.value,))
+        # the key is constant over each period, so whole hours inside either come from the
+        # hourly sums whatever the zone's offset; only the periods' partial end hours from
+        # the minute rows
+        periods = [
+            TimeSpan(_ts(b.current_start), _ts(b.current_end), FixedKey(1)),
+            TimeSpan(_ts(b.previous_start), _ts(b.previous_end), FixedKey(0)),
         ]
-        is_current = case((r.bucket_start >= cur[0], literal(1)), else_=literal(0))
-        sums = sum_rollups(conn, where, is_current, by=("store_id",))
+        sums = sum_spans(conn, scope, periods, by=("store_id",), hourly=True)
         for s in members:
             current = _value(sums.get((1, s.store_id)), mean)
             previous = _value(sums.get((0, s.store_id)), mean)

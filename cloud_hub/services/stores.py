@@ -8,7 +8,7 @@ from functools import cache
 from zoneinfo import ZoneInfo, available_timezones
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection, RowMapping
 
 from cloud_hub.models import STORES
@@ -97,9 +97,14 @@ def list_stores(
     return StorePage(items=[_out(r) for r in rows], **page_info(total, limit, offset).model_dump())
 
 
+# built once: every analytics request looks its store up (building the statement cost more
+# than running it)
+_STORE_BY_ID = select(STORES).where(STORES.c.store_id == bindparam("store_id"))
+
+
 def get_store(conn: Connection, store_id: str) -> StoreOut | None:
     """The store ``store_id``, or None when the hub does not know it."""
-    row = conn.execute(select(STORES).where(STORES.c.store_id == store_id)).mappings().first()
+    row = conn.execute(_STORE_BY_ID, {"store_id": store_id}).mappings().first()
     return None if row is None else _out(row)
 
 

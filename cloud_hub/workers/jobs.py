@@ -22,6 +22,7 @@ from cloud_hub.services.desired_publish import DesiredPublishJob
 from cloud_hub.services.jobs import Job, JobScheduler, prune_job_runs
 from cloud_hub.services.offline import check_devices
 from cloud_hub.services.rollouts import advance_all
+from cloud_hub.services.rollups_hourly import prune_expired_rollups
 from cloud_hub.services.snapshots import delete_expired_snapshots
 from cloud_hub.services.thresholds import check_thresholds
 from cloud_hub.services.webhooks import DeliveryPolicy, deliver_due, prune_deliveries
@@ -35,6 +36,7 @@ def retention(engine: Engine, settings: HubSettings, now: float) -> None:
     long-resolved alerts."""
     with engine.begin() as conn:
         delete_expired_snapshots(conn, settings.snapshot_retention_days * 86400.0, now)
+        prune_expired_rollups(conn, settings.rollup_retention_days, now)
         prune_job_runs(conn, now - settings.job_runs_keep_days * 86400.0)
         prune_deliveries(conn, now - settings.webhook_log_keep_days * 86400.0)
         prune_alerts(conn, now - settings.alert_keep_days * 86400.0)

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
@@ -44,13 +45,15 @@ class HubProcess:
         healthy: bool = True,
         timeout_s: float = 60.0,
         device_auth: str = "required",
+        args: Sequence[str] = (),
     ) -> None:
         """Start serving ``database_url`` and wait until ``/api/v1/health`` answers (200 when
         ``healthy``, any status otherwise). Raises with the log if the process exits first.
 
         ``device_auth`` "open" lets batches in without a device secret: for tests about
         something else (delivery under faults, schema), named where used; device auth itself
-        is tested in tests/cloud_hub/test_device_auth.py."""
+        is tested in tests/cloud_hub/test_device_auth.py. ``args``: more ``serve`` options
+        (``--workers 2``)."""
         self.database_url = database_url
         full_env = {
             **os.environ,
@@ -60,7 +63,7 @@ class HubProcess:
         }
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "cloud_hub.cli", "serve", "--port", str(self.port)],
+                [sys.executable, "-m", "cloud_hub.cli", "serve", "--port", str(self.port), *args],
                 env=full_env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -21,6 +21,11 @@ def test_quick_run_checks_every_route_against_direct_sql() -> None:
     # at least the counters and the always-sampled series, every store-minute
     assert rep.loaded.rollups >= 10 * 7 * 1440 * 10
     assert rep.loaded.heatmaps == 10 * 7 * 24 * 2
+    # loaded below the hourly sums' revision, then filled by migrating (as production does)
+    assert rep.fill is not None and rep.fill.minute_rows == rep.loaded.rollups
+    assert 0 < rep.fill.hourly_rows < rep.fill.minute_rows
+    assert rep.probe is not None and rep.probe.batches == 10 * 10  # 10 minutes x 10 stores
+    assert len(rep.probe.hourly_ms) == rep.probe.batches  # the hourly upsert ran in each
     assert [r.name for r in rep.routes] == [name for name, _, _ in bench_api.ROUTES]
     for r in rep.routes:
         assert r.checked >= 1, r.name  # check_answers raises on any difference

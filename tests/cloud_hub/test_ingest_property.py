@@ -20,7 +20,7 @@ from sqlalchemy import Engine, select
 
 from cloud_hub.db import create_hub_engine
 from cloud_hub.migrate import upgrade_database
-from cloud_hub.models import DEVICES, EVENTS, HEATMAPS, ROLLUPS
+from cloud_hub.models import DEVICES, EVENTS, HEATMAPS, ROLLUPS, ROLLUPS_HOURLY
 from cloud_hub.services.payloads import ingest_payload
 from common.sync import BatchAck, SyncRecord, TelemetryBatch, encode_batch
 from tests.cloud_hub.batches import T0, batch, counter, crossing, heatmap, numbered, samples
@@ -77,6 +77,7 @@ def _state(engine: Engine) -> dict[str, Any]:
 
         return {
             "rollups": rows(ROLLUPS, ("updated_at",)),
+            "rollups_hourly": rows(ROLLUPS_HOURLY, ()),  # their sums, kept by ingest
             "heatmaps": rows(HEATMAPS, ("updated_at",)),
             "events": rows(EVENTS, ()),
             "devices": rows(

@@ -38,6 +38,7 @@ TABLES = {
     "rollout_events",
     "rollouts",
     "rollups",
+    "rollups_hourly",
     "shelf_slots",
     "snapshots",
     "store_configs",

@@ -12,9 +12,8 @@ from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Query
 from sqlalchemy.engine import Connection
-from starlette.concurrency import run_in_threadpool
 
-from cloud_hub.api.auth import AUTH_RESPONSES, STORE_RESPONSES, AnalyticsReader, visible_store
+from cloud_hub.api.auth import AUTH_RESPONSES, STORE_RESPONSES, visible_store
 from cloud_hub.api.deps import EngineDep
 from cloud_hub.api.params import (
     DEFAULT_LIMIT,
@@ -29,6 +28,7 @@ from cloud_hub.api.params import (
     ZoneQuery,
     invalid_range,
 )
+from cloud_hub.api.reads import AnalyticsRead, ReadCaller, run_read
 from cloud_hub.core.security import Caller
 from cloud_hub.services.analytics import (
     FootfallSeries,
@@ -56,23 +56,21 @@ At = Annotated[
 ]
 
 
-async def _read(engine: EngineDep, caller: Caller, build: Callable[[Connection, Caller], T]) -> T:
-    """Run ``build`` on a connection in the thread pool; a range the service refuses (more
-    buckets than allowed, found only once they are listed) becomes a 422."""
-
-    def read() -> T:
-        with engine.connect() as conn:
-            return build(conn, caller)
-
+async def _read(
+    engine: EngineDep, reader: ReadCaller, build: Callable[[Connection, Caller], T]
+) -> T:
+    """Run ``build`` on a read connection in one thread-pool call (``api.reads``); a range the
+    service refuses (more buckets than allowed, found only once they are listed) becomes a
+    422."""
     try:
-        return await run_in_threadpool(read)
+        return await run_read(engine, reader, build)
     except RangeError as exc:
         raise invalid_range(exc) from None
 
 
 async def _series(
     engine: EngineDep,
-    caller: Caller,
+    reader: ReadCaller,
     store_id: str,
     series: Callable[[Connection, SeriesQuery], T],
     window: tuple[datetime, datetime, BucketSize],
@@ -91,12 +89,12 @@ async def _series(
         q = SeriesQuery(store, start, end, bucket, camera_id, target_id, *page)
         return series(conn, q)
 
-    return await _read(engine, caller, build)
+    return await _read(engine, reader, build)
 
 
 @router.get("/footfall", response_model=FootfallSeries, responses=STORE_RESPONSES)
 async def footfall(
-    caller: AnalyticsReader,
+    reader: AnalyticsRead,
     engine: EngineDep,
     store_id: StoreIdQuery,
     start: Start,
@@ -110,14 +108,14 @@ async def footfall(
     """People in and out per bucket, over every line of the store or of the chosen camera or
     line, and per line."""
     return await _series(
-        engine, caller, store_id, footfall_series, (start, end, bucket), camera_id, line_id,
+        engine, reader, store_id, footfall_series, (start, end, bucket), camera_id, line_id,
         (limit, offset),
     )  # fmt: skip
 
 
 @router.get("/visits", response_model=VisitsSeries, responses=STORE_RESPONSES)
 async def visits(
-    caller: AnalyticsReader,
+    reader: AnalyticsRead,
     engine: EngineDep,
     store_id: StoreIdQuery,
     start: Start,
@@ -131,14 +129,14 @@ async def visits(
     """Visits, engaged visitors, pass-bys and dwell (mean = sum / count of dwell samples) per
     zone and bucket."""
     return await _series(
-        engine, caller, store_id, visits_series, (start, end, bucket), camera_id, zone_id,
+        engine, reader, store_id, visits_series, (start, end, bucket), camera_id, zone_id,
         (limit, offset),
     )  # fmt: skip
 
 
 @router.get("/queues", response_model=QueuesSeries, responses=STORE_RESPONSES)
 async def queues(
-    caller: AnalyticsReader,
+    reader: AnalyticsRead,
     engine: EngineDep,
     store_id: StoreIdQuery,
     start: Start,
@@ -151,14 +149,14 @@ async def queues(
 ) -> QueuesSeries:
     """Queue length (mean, max), people served and estimated wait per queue zone and bucket."""
     return await _series(
-        engine, caller, store_id, queues_series, (start, end, bucket), camera_id, zone_id,
+        engine, reader, store_id, queues_series, (start, end, bucket), camera_id, zone_id,
         (limit, offset),
     )  # fmt: skip
 
 
 @router.get("/occupancy", response_model=OccupancySeries, responses=STORE_RESPONSES)
 async def occupancy(
-    caller: AnalyticsReader,
+    reader: AnalyticsRead,
     engine: EngineDep,
     store_id: StoreIdQuery,
     start: Start,
@@ -172,14 +170,14 @@ async def occupancy(
     """People present per bucket (mean and max of the samples): per zone (``occupancy``) and
     in each camera's view (``people``)."""
     return await _series(
-        engine, caller, store_id, occupancy_series, (start, end, bucket), camera_id, target_id,
+        engine, reader, store_id, occupancy_series, (start, end, bucket), camera_id, target_id,
         (limit, offset),
     )  # fmt: skip
 
 
 @router.get("/heatmap", response_model=HeatmapPage, responses=STORE_RESPONSES)
 async def heatmap(
-    caller: AnalyticsReader,
+    reader: AnalyticsRead,
     engine: EngineDep,
     store_id: StoreIdQuery,
     start: Start,
@@ -199,12 +197,12 @@ async def heatmap(
         store = visible_store(conn, caller, store_id)
         return heatmap_totals(conn, store, start, end, camera_id, limit, offset)
 
-    return await _read(engine, caller, build)
+    return await _read(engine, reader, build)
 
 
 @router.get("/ranking", response_model=RankingPage, responses=AUTH_RESPONSES)
 async def ranking(
-    caller: AnalyticsReader,
+    reader: AnalyticsRead,
     engine: EngineDep,
     metric: RankingMetric = RankingMetric.FOOTFALL_IN,
     period: RankingPeriod = RankingPeriod.WEEK,
@@ -221,9 +219,8 @@ async def ranking(
     except RangeError as exc:
         raise invalid_range(exc) from None
 
-    def read() -> RankingPage:
-        with engine.connect() as conn:
-            stores = visible_stores(conn, caller.store_ids)
-            return rank_stores(conn, stores, metric, period, when, limit, offset)
+    def read(conn: Connection, caller: Caller) -> RankingPage:
+        stores = visible_stores(conn, caller.store_ids)
+        return rank_stores(conn, stores, metric, period, when, limit, offset)
 
-    return await run_in_threadpool(read)
+    return await run_read(engine, reader, read)
