@@ -60,21 +60,23 @@ def run(args: argparse.Namespace) -> int:
 @contextlib.contextmanager
 def _console_to_stderr() -> Iterator[None]:
     """Send ultralytics' console output to stderr, so stdout carries only the report."""
-    import_ultralytics()  # its log handlers exist from import on
     stdout = sys.stdout
-    moved = [
-        h
-        for h in logging.getLogger("ultralytics").handlers
-        if isinstance(h, logging.StreamHandler) and h.stream is stdout
-    ]
-    for h in moved:
-        h.setStream(sys.stderr)
-    try:
-        with contextlib.redirect_stdout(sys.stderr):
-            yield
-    finally:
+    with contextlib.redirect_stdout(sys.stderr):
+        # A first import (a fresh machine) prints its settings notice and binds its log handler
+        # to the (redirected) stdout; an earlier import's handler is moved for the duration.
+        import_ultralytics()
+        moved = [
+            h
+            for h in logging.getLogger("ultralytics").handlers
+            if isinstance(h, logging.StreamHandler) and h.stream is stdout
+        ]
         for h in moved:
-            h.setStream(stdout)
+            h.setStream(sys.stderr)
+        try:
+            yield
+        finally:
+            for h in moved:
+                h.setStream(stdout)
 
 
 def _yolo(args: argparse.Namespace) -> int:
